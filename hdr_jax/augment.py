@@ -1,0 +1,52 @@
+"""On-device data augmentation: a random affine (and optional elastic) warp per example.
+
+Each example draws its distortion from its own PRNG key, so a batch augments identically however
+it is split across devices. Used in training only; evaluation and serving never call it.
+"""
+
+from __future__ import annotations
+
+import dm_pix as pix
+import jax
+import jax.numpy as jnp
+
+from hdr_jax.config import AugmentConfig
+
+
+def random_affine_matrix(key: jax.Array, config: AugmentConfig) -> tuple[jax.Array, jax.Array]:
+    """Forward 2x2 transform (rotation . shear . scale) and a shift in pixels, for one image."""
+    k_rot, k_scale, k_shear, k_shift = jax.random.split(key, 4)
+    angle = jnp.deg2rad(config.max_rotation_deg) * jax.random.uniform(k_rot, (), minval=-1, maxval=1)
+    lo, hi = config.scale_range
+    scale = jax.random.uniform(k_scale, (), minval=lo, maxval=hi)
+    shear = jnp.deg2rad(config.max_shear_deg) * jax.random.uniform(k_shear, (), minval=-1, maxval=1)
+    shift = config.max_shift_px * jax.random.uniform(k_shift, (2,), minval=-1, maxval=1)
+    cos, sin = jnp.cos(angle), jnp.sin(angle)
+    rotation = jnp.array([[cos, -sin], [sin, cos]])
+    shearing = jnp.array([[1.0, jnp.tan(shear)], [0.0, 1.0]])
+    return rotation @ shearing * scale, shift
+
+
+def augment_image(image: jax.Array, key: jax.Array, config: AugmentConfig) -> jax.Array:
+    """Warps one [H, W, C] float image; the background stays black (0)."""
+    k_affine, k_elastic = jax.random.split(key)
+    forward, shift = random_affine_matrix(k_affine, config)
+    height, width, _ = image.shape
+    centre = jnp.array([(height - 1) / 2, (width - 1) / 2])
+    # dm-pix maps each output pixel o to the input pixel `matrix @ o + offset`, so it wants the
+    # inverse of the forward warp out = F (in - c) + c + shift.
+    inverse = jnp.linalg.inv(forward)
+    matrix = jnp.eye(3).at[:2, :2].set(inverse)
+    offset = jnp.concatenate([centre - inverse @ (centre + shift), jnp.zeros(1)])
+    warped = pix.affine_transform(image, matrix, offset=offset, order=1, mode="constant", cval=0.0)
+    if config.elastic_alpha > 0:
+        warped = pix.elastic_deformation(k_elastic, warped, config.elastic_alpha,
+                                         config.elastic_sigma, order=1, mode="constant")
+    return warped
+
+
+def augment_batch(images: jax.Array, keys: jax.Array, config: AugmentConfig) -> jax.Array:
+    """[B, H, W, C] float images, one PRNG key per image."""
+    if not config.enabled:
+        return images
+    return jax.vmap(augment_image, in_axes=(0, 0, None))(images, keys, config)

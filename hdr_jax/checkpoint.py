@@ -1,0 +1,166 @@
+"""Orbax checkpoints: training state in a workdir, and the small inference checkpoint we ship.
+
+Every checkpoint carries a fingerprint (SHA-256 of every array's bytes) next to the arrays; a
+restore recomputes it, so a checkpoint damaged on disk is reported instead of loaded. Orbax writes
+each step to a temporary folder and renames it when complete, so a run killed mid-save leaves
+no partial step behind for us to find.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
+
+log = logging.getLogger(__name__)
+
+SELECTION_METRIC = "selection_accuracy"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that is missing, incomplete or corrupt; the message says which and where."""
+
+
+def fingerprint(tree: Any) -> str:
+    """SHA-256 over every leaf's path, dtype, shape and bytes. Independent of device layout and
+    of whether a container key reads back as 0 or '0' (orbax stores keys as strings)."""
+    h = hashlib.sha256()
+    leaves = sorted((_path_str(path), leaf)
+                    for path, leaf in jax.tree_util.tree_leaves_with_path(tree))
+    for path, leaf in leaves:
+        host = np.ascontiguousarray(_to_host(leaf))
+        h.update(f"{path}:{host.dtype.str}:{host.shape}".encode())
+        h.update(host.tobytes())
+    return h.hexdigest()
+
+
+def _path_str(path: tuple) -> str:
+    parts = (getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
+    return "/".join(str(p) for p in parts)
+
+
+def _to_host(leaf: Any) -> np.ndarray:
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        # Replicated across processes: every process holds a full copy in its first shard.
+        return np.asarray(leaf.addressable_shards[0].data)
+    return np.asarray(leaf)
+
+
+def _restore_error(where: Path, err: Exception) -> CheckpointError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return CheckpointError(f"checkpoint {where} is corrupt or incomplete ({type(err).__name__}: "
+                           f"{first[:300]}); delete it to resume from an earlier step")
+
+
+class TrainCheckpoints:
+    """The training checkpoints of one workdir: the last `keep`, plus the best by selection
+    accuracy (validation accuracy when a validation split exists, else test accuracy)."""
+
+    def __init__(self, directory: str | Path, keep: int = 3, async_save: bool = True):
+        self.directory = Path(directory).absolute()
+        policy = preservation.AnyPreservationPolicy([
+            preservation.LatestN(n=keep),
+            preservation.BestN(get_metric_fn=lambda m: m[SELECTION_METRIC], n=1,
+                               keep_checkpoints_without_metrics=False),
+        ])
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=policy,
+            enable_async_checkpointing=async_save,
+            cleanup_tmp_directories=True,
+        )
+        self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                              item_names=("state", "meta"))
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def best_step(self) -> int | None:
+        return self._manager.best_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
+    def save(self, step: int, state: Any, meta: dict, metrics: dict | None = None) -> None:
+        meta = {**meta, "fingerprint": fingerprint(state)}
+        self._manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), metrics=metrics)
+
+    def restore(self, step: int, target: Any) -> tuple[Any, dict]:
+        """Restores into the structure, shapes and shardings of `target` (abstract is fine)."""
+        where = self.directory / str(step)
+        try:
+            restored = self._manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+        except Exception as e:  # orbax/tensorstore raise many types for damaged files
+            raise _restore_error(where, e) from None
+        meta = restored["meta"] or {}
+        if meta.get("fingerprint") != fingerprint(restored["state"]):
+            raise CheckpointError(f"checkpoint {where} is corrupt: its arrays do not match the "
+                                  "fingerprint saved with them; delete it to resume from an "
+                                  "earlier step")
+        return restored["state"], meta
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.close()
+
+
+# --- The shipped inference checkpoint: parameters and batch statistics only. ---
+
+INFERENCE_ITEMS = ("params", "batch_stats")
+
+
+def save_inference(directory: str | Path, variables: dict, info: dict) -> None:
+    """Writes `variables` ({'params', 'batch_stats'}) plus `info.json` (the model config and
+    whatever describes the run) to `directory`, replacing it atomically."""
+    directory = Path(directory).absolute()
+    info = {**info, "fingerprint": fingerprint(variables)}
+    host = jax.tree.map(_to_host, variables)
+    with ocp.StandardCheckpointer() as ckptr:
+        ckptr.save(directory / "variables", host, force=True)
+        ckptr.wait_until_finished()
+    if jax.process_index() == 0:
+        tmp = directory / "info.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2, sort_keys=True))
+        tmp.replace(directory / "info.json")
+
+
+def load_inference(directory: str | Path) -> tuple[dict, dict]:
+    """Reads a checkpoint written by `save_inference`: (variables as numpy, info)."""
+    directory = Path(directory).absolute()
+    info_path = directory / "info.json"
+    try:
+        info = json.loads(info_path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{directory} is not an hdr-jax inference checkpoint "
+                              "(no info.json)") from None
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{info_path} is unreadable: {e}") from None
+    try:
+        with ocp.StandardCheckpointer() as ckptr:
+            meta = ckptr.metadata(directory / "variables")
+            tree = getattr(meta, "item_metadata", meta)
+            target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), _plain(tree))
+            variables = ckptr.restore(directory / "variables", target)
+    except Exception as e:
+        raise _restore_error(directory, e) from None
+    if info.get("fingerprint") != fingerprint(variables):
+        raise CheckpointError(f"checkpoint {directory} is corrupt: its arrays do not match the "
+                              "fingerprint in info.json")
+    return variables, info
+
+
+def _plain(tree: Any) -> Any:
+    # Orbax metadata trees may be custom mappings; turn them into plain dicts for tree.map.
+    if hasattr(tree, "items"):
+        return {k: _plain(v) for k, v in tree.items()}
+    return tree

@@ -1,0 +1,208 @@
+"""Data parallelism over every device of every process: `mesh` (jax.jit over a 1-D device mesh,
+the default) or `pmap` (jax.pmap, for users who ask for it by name).
+
+Both strategies keep the dataset resident on the devices and pick each global batch on device
+from an epoch permutation, so the host does nothing per step but dispatch. Each device gathers
+only its own slice of the global batch (so each process feeds only its share).
+
+A step function has the signature
+    step_fn(state, images, labels, positions, axis_name) -> (state, metrics)
+where `positions` are the examples' indices within the global batch (they seed per-example
+randomness, which is what makes every strategy and device count compute the same numbers) and
+`axis_name` is the pmap axis to average over, or None under jit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+AXIS = "data"
+
+
+class ParallelError(ValueError):
+    """A configuration that cannot be split across the devices (one line, for the CLI)."""
+
+
+def check_batch(batch_size: int, num_devices: int, what: str = "global batch") -> None:
+    if batch_size <= 0 or batch_size % num_devices:
+        raise ParallelError(f"{what} {batch_size} does not divide across {num_devices} devices; "
+                            f"use a multiple of {num_devices}")
+
+
+@dataclasses.dataclass
+class MeshStrategy:
+    """jax.jit over a 1-D mesh of all devices: batch sharded on `data`, everything else
+    replicated. BatchNorm sees the global batch because XLA reduces across the mesh itself."""
+
+    devices: list | None = None  # Default: every device of every process.
+    name = "mesh"
+    bn_axis_name = None
+
+    def __post_init__(self):
+        devices = self.devices or jax.devices()
+        self.mesh = jax.make_mesh((len(devices),), (AXIS,), devices=devices,
+                                  axis_types=(jax.sharding.AxisType.Auto,))
+        self.replicated = NamedSharding(self.mesh, P())
+        self.sharded = NamedSharding(self.mesh, P(AXIS))
+        self.num_devices = len(devices)
+
+    def replicate(self, tree: Any) -> Any:
+        """Host (or device) tree -> global arrays replicated on every device of every process."""
+        def put(x):
+            x = np.asarray(x) if not isinstance(x, jax.Array) else x
+            if isinstance(x, jax.Array) and not x.is_fully_addressable:
+                return jax.device_put(x, self.replicated)
+            host = np.asarray(x)
+            return jax.make_array_from_callback(host.shape, self.replicated, lambda i: host[i])
+        return jax.tree.map(put, tree)
+
+    def checkpointable(self, state: Any) -> Any:
+        return state  # Global replicated arrays: orbax saves them as they are.
+
+    def restore_target(self, state: Any) -> Any:
+        return jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=self.replicated), state)
+
+    def from_checkpoint(self, state: Any) -> Any:
+        return state
+
+    def compile_train(self, step_fn: Callable, batch_size: int, steps_per_epoch: int) -> Callable:
+        def fn(state, images, labels, perm):
+            start = (state.step % steps_per_epoch) * batch_size
+            idx = jax.lax.dynamic_slice_in_dim(perm, start, batch_size)
+            # Sharding the indices first makes each device gather only its own examples.
+            idx = jax.lax.with_sharding_constraint(idx, self.sharded)
+            positions = jax.lax.with_sharding_constraint(jnp.arange(batch_size), self.sharded)
+            return step_fn(state, images[idx], labels[idx], positions, None)
+
+        return jax.jit(fn, donate_argnums=0,
+                       out_shardings=(self.replicated, self.replicated))
+
+    def compile_eval(self, eval_fn: Callable, batch_size: int) -> Callable:
+        def fn(state, images, labels, batch_index):
+            idx = batch_index * batch_size + jnp.arange(batch_size)
+            idx = jax.lax.with_sharding_constraint(idx, self.sharded)
+            mask = idx < labels.shape[0]
+            idx = jnp.minimum(idx, labels.shape[0] - 1)
+            return eval_fn(state, images[idx], labels[idx], mask, None)
+
+        return jax.jit(fn, out_shardings=self.replicated)
+
+    def permutation(self, key: jax.Array, n: int) -> jax.Array:
+        return jax.jit(lambda k: jax.random.permutation(k, n), out_shardings=self.replicated)(key)
+
+    def fetch(self, tree: Any) -> Any:
+        """Device tree of replicated values -> host numpy."""
+        return jax.tree.map(_to_host, tree)
+
+
+@dataclasses.dataclass
+class PmapStrategy:
+    """jax.pmap over the local devices (global axis across processes). pmap is in maintenance
+    mode since JAX 0.8; `mesh` computes the same numbers and is what new code should use."""
+
+    devices: list | None = None  # Default: this process's devices (all processes take part).
+    name = "pmap"
+    bn_axis_name = AXIS
+
+    def __post_init__(self):
+        self.num_devices = len(self.devices) if self.devices else jax.device_count()
+        self.devices = self.devices or jax.local_devices()
+        self._broadcast = jax.pmap(lambda x: x, devices=self.devices)
+
+    def replicate(self, tree: Any) -> Any:
+        n = len(self.devices)
+        return jax.tree.map(
+            lambda x: self._broadcast(np.broadcast_to(np.asarray(x), (n, *np.shape(x)))), tree)
+
+    def checkpointable(self, state: Any) -> Any:
+        # Replica 0 as host numpy: the same tree a mesh run saves, minus the device axis.
+        return jax.tree.map(lambda x: np.asarray(x[0]), state)
+
+    def restore_target(self, state: Any) -> Any:
+        return jax.tree.map(lambda x: np.zeros(np.shape(x), x.dtype), state)
+
+    def from_checkpoint(self, state: Any) -> Any:
+        return self.replicate(state)
+
+    def compile_train(self, step_fn: Callable, batch_size: int, steps_per_epoch: int) -> Callable:
+        local = batch_size // self.num_devices
+
+        def fn(state, images, labels, perm):
+            device = jax.lax.axis_index(AXIS)
+            start = (state.step % steps_per_epoch) * batch_size + device * local
+            idx = jax.lax.dynamic_slice_in_dim(perm, start, local)
+            positions = device * local + jnp.arange(local)
+            return step_fn(state, images[idx], labels[idx], positions, AXIS)
+
+        return jax.pmap(fn, axis_name=AXIS, donate_argnums=0, devices=self.devices)
+
+    def compile_eval(self, eval_fn: Callable, batch_size: int) -> Callable:
+        local = batch_size // self.num_devices
+
+        def fn(state, images, labels, batch_index):
+            device = jax.lax.axis_index(AXIS)
+            idx = batch_index * batch_size + device * local + jnp.arange(local)
+            mask = idx < labels.shape[0]
+            idx = jnp.minimum(idx, labels.shape[0] - 1)
+            return eval_fn(state, images[idx], labels[idx], mask, AXIS)
+
+        pmapped = jax.pmap(fn, axis_name=AXIS, devices=self.devices,
+                           in_axes=(0, 0, 0, None))
+        return pmapped
+
+    def permutation(self, key: jax.Array, n: int) -> jax.Array:
+        return self.replicate(np.asarray(jax.random.permutation(key, n)))
+
+    def fetch(self, tree: Any) -> Any:
+        return jax.tree.map(lambda x: np.asarray(x[0]), tree)
+
+
+Strategy = MeshStrategy | PmapStrategy
+
+
+def make_strategy(name: str) -> Strategy:
+    if name == "mesh":
+        return MeshStrategy()
+    if name == "pmap":
+        return PmapStrategy()
+    raise ParallelError(f"unknown strategy {name!r}; choose 'mesh' or 'pmap'")
+
+
+def _to_host(x: Any) -> np.ndarray:
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return np.asarray(x.addressable_shards[0].data)
+    return np.asarray(x)
+
+
+def initialize_distributed(coordinator_address: str | None = None,
+                           num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+    """Joins a multi-process run. Explicit values (flags or HDR_COORDINATOR_ADDRESS,
+    HDR_NUM_PROCESSES, HDR_PROCESS_ID) win; otherwise on a TPU pod, SLURM or Kubernetes JAX
+    detects the cluster itself. A single process with nothing set does nothing."""
+    import os
+
+    coordinator_address = coordinator_address or os.environ.get("HDR_COORDINATOR_ADDRESS")
+    if num_processes is None and os.environ.get("HDR_NUM_PROCESSES"):
+        num_processes = int(os.environ["HDR_NUM_PROCESSES"])
+    if process_id is None and os.environ.get("HDR_PROCESS_ID"):
+        process_id = int(os.environ["HDR_PROCESS_ID"])
+    in_cluster = any(v in os.environ for v in ("SLURM_JOB_ID", "TPU_WORKER_HOSTNAMES",
+                                               "JOBSET_NAME", "OMPI_COMM_WORLD_SIZE"))
+    if coordinator_address is None and num_processes is None and not in_cluster:
+        return
+    if num_processes is not None and num_processes <= 1 and coordinator_address is None:
+        return
+    # CPU collectives across processes (tests, CPU clusters) go through gloo; accelerators
+    # bring their own and ignore this setting. Must be set before the backends start.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
