@@ -138,7 +138,7 @@ def load_tfds(tfds_data_dir: str | None = None) -> Mnist:
         try:
             source = tfds.data_source("mnist", split=split, data_dir=tfds_data_dir,
                                       download=False)
-            examples = source.__getitems__(list(range(len(source))))
+            examples = _read_all(source)
         except Exception as e:  # TFDS raises many types; all mean "not prepared here".
             raise DataError(
                 f"TFDS 'mnist' ({split}) is not available: {type(e).__name__}: "
@@ -150,6 +150,13 @@ def load_tfds(tfds_data_dir: str | None = None) -> Mnist:
         labels = np.asarray([int(ex["label"]) for ex in examples], dtype=np.int32)
         splits[split] = Split(images.astype(np.uint8), labels)
     return Mnist(train=splits["train"], test=splits["test"], source="tfds:mnist")
+
+
+def _read_all(source) -> list:
+    try:  # Batched random access on prepared array_record data.
+        return list(source.__getitems__(list(range(len(source)))))
+    except TypeError:  # Sources without the batched call (e.g. TFDS's mock data).
+        return [source[i] for i in range(len(source))]
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None) -> Mnist:

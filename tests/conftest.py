@@ -1,0 +1,87 @@
+"""Test set-up: 8 emulated CPU devices (before JAX starts), real MNIST when available."""
+
+import os
+import sys
+from pathlib import Path
+
+import jax
+
+# Must happen before any backend initialises: every test sees 8 devices and picks its own.
+jax.config.update("jax_num_cpu_devices", 8)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from hdr_jax import data  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def real_mnist_dir() -> Path | None:
+    """$HDR_DATA_DIR if it holds the IDX files (CI sets it), else None (tests skip)."""
+    d = os.environ.get(data.DATA_DIR_ENV)
+    if d and Path(d, "t10k-labels-idx1-ubyte.gz").exists() or (
+            d and Path(d, "t10k-labels-idx1-ubyte").exists()):
+        return Path(d)
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    d = real_mnist_dir()
+    if d is None:
+        pytest.skip(f"real MNIST not available: set ${data.DATA_DIR_ENV} to the IDX folder")
+    return d
+
+
+@pytest.fixture(scope="session")
+def real_mnist(mnist_dir) -> data.Mnist:
+    return data.load_idx_dir(mnist_dir)
+
+
+def synthetic_mnist(n_train: int = 512, n_test: int = 203, seed: int = 0) -> data.Mnist:
+    """Learnable toy digits: class c is a bright bar at row 2c+4 plus noise."""
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        labels = rng.integers(0, 10, n).astype(np.int32)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(labels):
+            images[i, 2 * c + 4: 2 * c + 6, 4:24] = 255
+        return data.Split(images, labels)
+
+    return data.Mnist(train=split(n_train), test=split(n_test), source="synthetic")
+
+
+@pytest.fixture
+def toy_mnist() -> data.Mnist:
+    return synthetic_mnist()
+
+
+def write_idx_dataset(folder: Path, mnist: data.Mnist) -> Path:
+    """Writes `mnist` as the four gzipped IDX files, for tests that go through the CLI."""
+    import gzip
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def idx(magic, array):
+        dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+        return magic.to_bytes(4, "big") + dims + array.astype(np.uint8).tobytes()
+
+    files = {"train-images-idx3-ubyte": idx(2051, mnist.train.images),
+             "train-labels-idx1-ubyte": idx(2049, mnist.train.labels),
+             "t10k-images-idx3-ubyte": idx(2051, mnist.test.images),
+             "t10k-labels-idx1-ubyte": idx(2049, mnist.test.labels)}
+    for name, raw in files.items():
+        (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
+    return folder
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600):
+    """Runs `python train.py ARGS` from the repo root; returns the CompletedProcess."""
+    import subprocess
+
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,92 @@
+import dataclasses
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from hdr_jax import parallel
+from hdr_jax.config import AugmentConfig, ModelConfig, TrainConfig
+from hdr_jax.train import TrainingDiverged, train_and_evaluate
+from tests.conftest import synthetic_mnist
+
+SMALL = ModelConfig(conv_features=(8, 16, 16, 16, 16), dense_features=32)
+
+
+def small_config(workdir, **kw) -> TrainConfig:
+    base = dict(workdir=str(workdir), epochs=1, batch_size=32, learning_rate=3e-3,
+                validation_size=0, eval_batch_size=64, checkpoint_every_steps=1000,
+                log_every_steps=2, model=SMALL, augment=AugmentConfig(enabled=False))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _host_params(result, strategy):
+    return jax.tree.leaves(jax.device_get(strategy.checkpointable(result["state"]).params))
+
+
+def test_single_device_mesh_and_pmap_train_to_the_same_parameters(tmp_path):
+    dataset = synthetic_mnist()
+    config = small_config(tmp_path, max_steps=4, augment=AugmentConfig())  # all randomness on
+    strategies = {
+        "single": parallel.MeshStrategy(devices=jax.devices()[:1]),
+        "mesh8": parallel.MeshStrategy(devices=jax.devices()[:8]),
+        "pmap8": parallel.PmapStrategy(devices=jax.devices()[:8]),
+    }
+    params, accuracy = {}, {}
+    for name, strategy in strategies.items():
+        cfg = dataclasses.replace(config, workdir=str(tmp_path / name))
+        result = train_and_evaluate(cfg, dataset, progress=False, strategy=strategy)
+        assert result["step"] == 4
+        params[name] = _host_params(result, strategy)
+        accuracy[name] = result["test_accuracy"]
+    for name in ("mesh8", "pmap8"):
+        for a, b in zip(params["single"], params[name], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6, err_msg=name)
+    assert accuracy["single"] == accuracy["mesh8"] == accuracy["pmap8"]
+
+
+def test_global_batch_that_does_not_divide_is_a_clear_error(tmp_path):
+    config = small_config(tmp_path, batch_size=30)
+    with pytest.raises(parallel.ParallelError, match="30 does not divide across 8 devices"):
+        train_and_evaluate(config, synthetic_mnist(), progress=False,
+                           strategy=parallel.MeshStrategy())
+
+
+def test_evaluation_counts_every_image_once_on_any_device_count(tmp_path):
+    dataset = synthetic_mnist(n_train=256, n_test=203)  # 203: not a multiple of anything.
+    results = []
+    for n in (1, 8):
+        config = small_config(tmp_path / str(n), max_steps=2, eval_batch_size=64)
+        results.append(train_and_evaluate(
+            config, dataset, progress=False,
+            strategy=parallel.MeshStrategy(devices=jax.devices()[:n])))
+    assert results[0]["test_accuracy"] == pytest.approx(results[1]["test_accuracy"])
+    # accuracy * 203 must be a whole number of images.
+    assert results[1]["test_accuracy"] * 203 == pytest.approx(
+        round(results[1]["test_accuracy"] * 203))
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    dataset = synthetic_mnist()
+    good = small_config(tmp_path, max_steps=4, checkpoint_every_steps=2)
+    train_and_evaluate(good, dataset, progress=False)
+    saved = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert saved == ["2", "4"]
+    bad = dataclasses.replace(good, learning_rate=float("nan"), epochs=2, max_steps=None)
+    with pytest.raises(TrainingDiverged, match="last good checkpoint: step 4"):
+        train_and_evaluate(bad, dataset, progress=False)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["2", "4"]
+
+
+def test_metrics_jsonl_has_one_record_per_epoch(tmp_path):
+    config = small_config(tmp_path, epochs=2, validation_size=64)
+    result = train_and_evaluate(config, synthetic_mnist(), progress=False)
+    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "val_accuracy",
+                "images_per_second", "seconds"):
+        assert all(np.isfinite(r[key]) for r in records), key
+    # (512 - 64) // 32 = 14 steps per epoch.
+    assert records[-1]["step"] == 28 == result["step"]
+    assert records[-1]["test_accuracy"] > 0.5  # The toy task is easy.
