@@ -115,8 +115,15 @@ class PmapStrategy:
 
     def __post_init__(self):
         self.num_devices = len(self.devices) if self.devices else jax.device_count()
+        # pmap given `devices` maps over those alone; given none, over every process's devices.
+        self._pmap_devices = self.devices
         self.devices = self.devices or jax.local_devices()
-        self._broadcast = jax.pmap(lambda x: x, devices=self.devices)
+        self._broadcast = jax.pmap(lambda x: x, devices=self._pmap_devices)
+        # Each device's slot in the global batch, given explicitly so that the batch layout is
+        # tied to (process, local device) and not to how pmap happens to number devices.
+        n_local = len(self.devices)
+        first = jax.process_index() * n_local
+        self._device_index = self._broadcast(np.arange(first, first + n_local, dtype=np.int32))
 
     def replicate(self, tree: Any) -> Any:
         n = len(self.devices)
@@ -136,28 +143,29 @@ class PmapStrategy:
     def compile_train(self, step_fn: Callable, batch_size: int, steps_per_epoch: int) -> Callable:
         local = batch_size // self.num_devices
 
-        def fn(state, images, labels, perm):
-            device = jax.lax.axis_index(AXIS)
+        def fn(state, images, labels, perm, device):
             start = (state.step % steps_per_epoch) * batch_size + device * local
             idx = jax.lax.dynamic_slice_in_dim(perm, start, local)
             positions = device * local + jnp.arange(local)
             return step_fn(state, images[idx], labels[idx], positions, AXIS)
 
-        return jax.pmap(fn, axis_name=AXIS, donate_argnums=0, devices=self.devices)
+        pmapped = jax.pmap(fn, axis_name=AXIS, donate_argnums=0, devices=self._pmap_devices)
+        return lambda state, images, labels, perm: pmapped(state, images, labels, perm,
+                                                           self._device_index)
 
     def compile_eval(self, eval_fn: Callable, batch_size: int) -> Callable:
         local = batch_size // self.num_devices
 
-        def fn(state, images, labels, batch_index):
-            device = jax.lax.axis_index(AXIS)
+        def fn(state, images, labels, batch_index, device):
             idx = batch_index * batch_size + device * local + jnp.arange(local)
             mask = idx < labels.shape[0]
             idx = jnp.minimum(idx, labels.shape[0] - 1)
             return eval_fn(state, images[idx], labels[idx], mask, AXIS)
 
-        pmapped = jax.pmap(fn, axis_name=AXIS, devices=self.devices,
-                           in_axes=(0, 0, 0, None))
-        return pmapped
+        pmapped = jax.pmap(fn, axis_name=AXIS, devices=self._pmap_devices,
+                           in_axes=(0, 0, 0, None, 0))
+        return lambda state, images, labels, i: pmapped(state, images, labels, i,
+                                                        self._device_index)
 
     def permutation(self, key: jax.Array, n: int) -> jax.Array:
         return self.replicate(np.asarray(jax.random.permutation(key, n)))
