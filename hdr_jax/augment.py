@@ -16,11 +16,12 @@ from hdr_jax.config import AugmentConfig
 def random_affine_matrix(key: jax.Array, config: AugmentConfig) -> tuple[jax.Array, jax.Array]:
     """Forward 2x2 transform (rotation . shear . scale) and a shift in pixels, for one image."""
     k_rot, k_scale, k_shear, k_shift = jax.random.split(key, 4)
-    angle = jnp.deg2rad(config.max_rotation_deg) * jax.random.uniform(k_rot, (), minval=-1, maxval=1)
+    symmetric = lambda k, shape=(): jax.random.uniform(k, shape, minval=-1.0, maxval=1.0)
+    angle = jnp.deg2rad(config.max_rotation_deg) * symmetric(k_rot)
     lo, hi = config.scale_range
     scale = jax.random.uniform(k_scale, (), minval=lo, maxval=hi)
-    shear = jnp.deg2rad(config.max_shear_deg) * jax.random.uniform(k_shear, (), minval=-1, maxval=1)
-    shift = config.max_shift_px * jax.random.uniform(k_shift, (2,), minval=-1, maxval=1)
+    shear = jnp.deg2rad(config.max_shear_deg) * symmetric(k_shear)
+    shift = config.max_shift_px * symmetric(k_shift, (2,))
     cos, sin = jnp.cos(angle), jnp.sin(angle)
     rotation = jnp.array([[cos, -sin], [sin, cos]])
     shearing = jnp.array([[1.0, jnp.tan(shear)], [0.0, 1.0]])

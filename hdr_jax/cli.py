@@ -16,8 +16,14 @@ from hdr_jax import data, metrics, parallel
 from hdr_jax.checkpoint import CheckpointError, TrainCheckpoints, load_inference, save_inference
 from hdr_jax.config import TrainConfig
 from hdr_jax.inference import model_config_from_info, restore_model
-from hdr_jax.train import (Evaluator, TrainingDiverged, TrainState, create_train_state,
-                           make_optimizer, train_and_evaluate)
+from hdr_jax.train import (
+    Evaluator,
+    TrainingDiverged,
+    TrainState,
+    create_train_state,
+    make_optimizer,
+    train_and_evaluate,
+)
 
 USER_ERRORS = (data.DataError, parallel.ParallelError, CheckpointError, TrainingDiverged,
                FileNotFoundError, ValueError)

@@ -58,7 +58,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         model = ModelConfig(**_tuples(d.pop("model", {})))
         augment = AugmentConfig(**_tuples(d.pop("augment", {})))

@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 
 from hdr_jax import parallel
-from hdr_jax.checkpoint import (CheckpointError, TrainCheckpoints, fingerprint, load_inference,
-                                save_inference)
+from hdr_jax.checkpoint import (
+    CheckpointError,
+    TrainCheckpoints,
+    fingerprint,
+    load_inference,
+    save_inference,
+)
 from hdr_jax.cli import _restore_from_workdir
 from hdr_jax.train import create_train_state, make_optimizer, train_and_evaluate
 from tests.conftest import ROOT, run_cli, synthetic_mnist, write_idx_dataset

@@ -5,8 +5,13 @@ import pytest
 from flax import nnx
 
 from hdr_jax.config import ModelConfig
-from hdr_jax.model import (count_params, create_model, flops_per_image, overlapping_max_pool,
-                           per_example_dropout)
+from hdr_jax.model import (
+    count_params,
+    create_model,
+    flops_per_image,
+    overlapping_max_pool,
+    per_example_dropout,
+)
 
 
 def test_default_model_shape_params_and_flops():

@@ -90,3 +90,13 @@ def test_metrics_jsonl_has_one_record_per_epoch(tmp_path):
     # (512 - 64) // 32 = 14 steps per epoch.
     assert records[-1]["step"] == 28 == result["step"]
     assert records[-1]["test_accuracy"] > 0.5  # The toy task is easy.
+
+
+@pytest.mark.slow
+def test_short_real_training_run_learns_mnist(tmp_path, real_mnist):
+    config = TrainConfig(workdir=str(tmp_path), epochs=2, batch_size=128, train_limit=4096,
+                         validation_size=0, eval_batch_size=1000, seed=0)
+    result = train_and_evaluate(config, real_mnist, progress=False,
+                                strategy=parallel.MeshStrategy(devices=jax.devices()[:1]))
+    # 64 steps on 4096 images; a broken model, optimiser or data path stays near 10%.
+    assert result["test_accuracy"] >= 0.88
