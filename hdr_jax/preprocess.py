@@ -1,0 +1,298 @@
+"""Any reasonable upload -> exactly what the model was trained on.
+
+MNIST digits are white ink on black, scaled (keeping the aspect ratio) to fit 20x20, and placed
+in 28x28 so that their centre of mass is at the centre. This module decodes an upload with
+Pillow (EXIF orientation, alpha, palette, 16-bit, CMYK), decides the polarity, removes uneven
+lighting and paper tint, crops to the ink and rebuilds that format. `number` mode first cuts a
+line of handwriting into digits. Shared by the HTTP function, the CLI and the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import numpy as np
+from PIL import Image, ImageOps
+from scipy import ndimage
+
+MAX_PIXELS = 25_000_000
+WORK_SIDE = 640  # Big photos are analysed at this size; a digit needs far fewer pixels.
+
+
+class PreprocessError(ValueError):
+    """An upload we cannot read as an image; `status` is the HTTP status it deserves."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+class NoDigitFound(PreprocessError):
+    def __init__(self, message: str = "no digit found: the image has no visible ink"):
+        super().__init__(message, status=422)
+
+
+@dataclasses.dataclass(frozen=True)
+class Digit:
+    image: np.ndarray  # float32 [28, 28] in [0, 1], MNIST format.
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the upload's (oriented) pixels.
+
+
+def decode(raw: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Bytes -> float32 greyscale [H, W] in [0, 1] as a person sees it (dark = 0).
+
+    The pixel count is checked from the header, before any pixel is decoded, so a
+    decompression bomb costs nothing."""
+    if not raw:
+        raise PreprocessError("the upload is empty")
+    try:
+        image = Image.open(io.BytesIO(raw))
+    except Image.DecompressionBombError:
+        raise PreprocessError(f"the image has more than {max_pixels} pixels", 413) from None
+    except Exception:
+        raise PreprocessError("the upload is not an image Pillow can read "
+                              "(PNG, JPEG, GIF, BMP, WebP, TIFF ...)") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise PreprocessError(f"the image is {width}x{height}, more than {max_pixels} pixels",
+                              413)
+    if width < 1 or height < 1:
+        raise PreprocessError("the image has no pixels")
+    try:
+        if image.format == "JPEG" and max(width, height) > 2 * WORK_SIDE:
+            image.draft("L", (WORK_SIDE, WORK_SIDE))  # Decode at 1/2..1/8 scale: much faster.
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return _to_grey(image)
+    except PreprocessError:
+        raise
+    except Exception as e:
+        raise PreprocessError(f"the image data is damaged or truncated ({type(e).__name__})") \
+            from None
+
+
+def _to_grey(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        grey = np.asarray(image, np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or grey.max() > 255 else 255.0
+        return np.clip(grey / top, 0, 1).astype(np.float32)
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        return _flatten_alpha(image.convert("RGBA"))
+    return np.asarray(image.convert("L"), np.float32) / 255.0
+
+
+def _flatten_alpha(image: Image.Image) -> np.ndarray:
+    """Composites onto a background that contrasts with the opaque (ink) pixels, so that a
+    transparent canvas counts as background whatever colour the strokes are."""
+    rgba = np.asarray(image, np.float32) / 255.0
+    alpha = rgba[..., 3]
+    grey = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    if alpha.min() > 0.98:
+        return grey
+    opaque = alpha > 0.5
+    ink_is_dark = opaque.any() and float(np.median(grey[opaque])) < 0.5
+    background = 1.0 if ink_is_dark else 0.0
+    return (grey * alpha + background * (1 - alpha)).astype(np.float32)
+
+
+def _otsu(values: np.ndarray) -> float:
+    hist, edges = np.histogram(values, bins=128, range=(0.0, 1.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(centres[np.argmax(between)])
+
+
+def _fit_background(ink: np.ndarray, background_mask: np.ndarray) -> np.ndarray:
+    """Least-squares quadratic surface through the background pixels: lighting gradients and
+    vignetting, without the strokes."""
+    h, w = ink.shape
+    ys, xs = np.nonzero(background_mask)
+    if len(ys) < 12:
+        return np.full_like(ink, float(np.median(ink)))
+    step = max(1, len(ys) // 20000)
+    ys, xs = ys[::step], xs[::step]
+    def basis(y, x):
+        y, x = y / h - 0.5, x / w - 0.5
+        return np.stack([np.ones_like(y), y, x, y * y, x * x, x * y], -1)
+
+    coef, *_ = np.linalg.lstsq(basis(ys.astype(np.float32), xs.astype(np.float32)),
+                               ink[ys, xs], rcond=None)
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return (basis(gy, gx) @ coef).astype(np.float32)
+
+
+def ink_map(grey: np.ndarray) -> np.ndarray:
+    """Greyscale as seen -> ink intensity in [0, 1] on a zero background (MNIST polarity)."""
+    h, w = grey.shape
+    m, n = max(1, h // 20), max(1, w // 20)
+    border = np.concatenate([grey[:m].ravel(), grey[-m:].ravel(),
+                             grey[:, :n].ravel(), grey[:, -n:].ravel()])
+    ink = 1.0 - grey if np.median(border) > 0.5 else grey.copy()
+    if float(np.percentile(ink, 99.9) - np.percentile(ink, 50)) < 0.08:
+        raise NoDigitFound()
+    threshold = _otsu(ink)
+    background = _fit_background(ink, ink < threshold)
+    ink = ink - background
+    bg_values = ink[ink < _otsu(np.clip(ink, 0, 1))]
+    if bg_values.size:
+        # Noise floor: paper texture and JPEG ringing sit within a few MADs of the background.
+        med = float(np.median(bg_values))
+        mad = float(np.median(np.abs(bg_values - med)))
+        ink = ink - (med + 4 * 1.4826 * mad)
+    ink = np.clip(ink, 0, None)
+    strokes = ink[ink > 0]
+    if strokes.size == 0:
+        raise NoDigitFound()
+    top = float(np.percentile(strokes, 95)) if strokes.size > 20 else float(strokes.max())
+    if top <= 0.05:
+        raise NoDigitFound()
+    return np.clip(ink / top, 0, 1).astype(np.float32)
+
+
+def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
+    """Drops specks: components far smaller than the largest one (dust, JPEG blocks)."""
+    mask = ink > 0.15
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        raise NoDigitFound()
+    sizes = ndimage.sum_labels(mask, labels, range(1, n + 1))
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = sizes >= max(0.05 * sizes.max(), 2)
+    if sizes.max() < 8 and mask.size > 2000:
+        raise NoDigitFound()
+    # Keep the faint anti-aliased rim around kept strokes too.
+    kept = ndimage.binary_dilation(keep[labels], iterations=2)
+    return np.where(kept, ink, 0.0)
+
+
+def to_mnist(ink: np.ndarray) -> np.ndarray:
+    """Ink crop (white on black, any size) -> 28x28: fit in 20x20 keeping the aspect ratio, then
+    centre the centre of mass, as MNIST was made."""
+    ys, xs = np.nonzero(ink > 0)
+    if ys.size == 0:
+        raise NoDigitFound()
+    crop = ink[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+    h, w = crop.shape
+    scale = 20.0 / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        crop = np.asarray(Image.fromarray(crop.astype(np.float32), "F").resize(
+            (new_w, new_h), Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BILINEAR,
+            reducing_gap=None), np.float32)
+    crop = np.clip(crop, 0, 1)
+    out = np.zeros((28, 28), np.float32)
+    top, left = (28 - new_h) // 2, (28 - new_w) // 2
+    out[top: top + new_h, left: left + new_w] = crop
+    cy, cx = ndimage.center_of_mass(out)
+    shift_y, shift_x = round(13.5 - cy), round(13.5 - cx)
+    # Clamp so nothing leaves the frame (a very lopsided digit stays whole).
+    shift_y = int(np.clip(shift_y, -top, 28 - (top + new_h)))
+    shift_x = int(np.clip(shift_x, -left, 28 - (left + new_w)))
+    return np.roll(out, (shift_y, shift_x), axis=(0, 1))
+
+
+def is_mnist_format(grey: np.ndarray) -> bool:
+    """Already a 28x28 white-on-black digit with an empty margin: nothing to do."""
+    if grey.shape != (28, 28):
+        return False
+    margin = np.ones((28, 28), bool)
+    margin[4:24, 4:24] = False
+    return float(grey[margin].max()) < 0.1 and float(grey.max()) > 0.3
+
+
+def _working_copy(grey: np.ndarray) -> tuple[np.ndarray, float]:
+    h, w = grey.shape
+    factor = max(h, w) / WORK_SIDE
+    if factor <= 1:
+        return grey, 1.0
+    small = Image.fromarray(grey, "F").resize((round(w / factor), round(h / factor)),
+                                              Image.Resampling.BOX)
+    return np.asarray(small, np.float32), factor
+
+
+def preprocess_digit(grey: np.ndarray) -> Digit:
+    """One digit anywhere in the image -> MNIST format, and where it was."""
+    h, w = grey.shape
+    if is_mnist_format(grey):
+        return Digit(grey.astype(np.float32), (0, 0, w, h))
+    work, factor = _working_copy(grey)
+    ink = _keep_digit_components(ink_map(work))
+    ys, xs = np.nonzero(ink > 0)
+    box = _scale_box((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), factor, w, h)
+    return Digit(to_mnist(ink), box)
+
+
+def _scale_box(box, factor: float, w: int, h: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = box
+    return (int(max(0, np.floor(x0 * factor))), int(max(0, np.floor(y0 * factor))),
+            int(min(w, np.ceil(x1 * factor))), int(min(h, np.ceil(y1 * factor))))
+
+
+def segment_number(ink: np.ndarray) -> list[tuple[int, int]]:
+    """Column ranges [x0, x1) of the digits of one line of handwriting, left to right.
+
+    Connected components, with pieces that overlap horizontally merged (a broken stroke, the
+    top bar of a 5), and components much wider than a digit split at the thinnest columns
+    (touching digits)."""
+    mask = ink > 0.15
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        raise NoDigitFound()
+    sizes = ndimage.sum_labels(mask, labels, range(1, n + 1))
+    objects = ndimage.find_objects(labels)
+    spans = [(sl[1].start, sl[1].stop, sl[0].start, sl[0].stop)
+             for sl, size in zip(objects, sizes, strict=True) if size >= 0.05 * sizes.max()]
+    spans.sort()
+    merged: list[list[int]] = []
+    for x0, x1, y0, y1 in spans:
+        if merged:
+            px0, px1, py0, py1 = merged[-1]
+            overlap = min(x1, px1) - max(x0, px0)
+            if overlap > 0.5 * min(x1 - x0, px1 - px0):
+                merged[-1] = [min(x0, px0), max(x1, px1), min(y0, py0), max(y1, py1)]
+                continue
+        merged.append([x0, x1, y0, y1])
+    line_height = max(y1 - y0 for _, _, y0, y1 in merged)
+    columns = ink.sum(0)
+    out: list[tuple[int, int]] = []
+    for x0, x1, _, _ in merged:
+        width = x1 - x0
+        count = int(round(width / (0.75 * line_height))) if width > 1.1 * line_height else 1
+        if count <= 1:
+            out.append((x0, x1))
+            continue
+        cuts = [x0]
+        for k in range(1, count):
+            centre = x0 + width * k // count
+            lo, hi = max(cuts[-1] + 1, centre - width // (3 * count)), centre + width // (3 * count)
+            cuts.append(lo + int(np.argmin(columns[lo:hi + 1])) if hi > lo else centre)
+        cuts.append(x1)
+        out += list(zip(cuts[:-1], cuts[1:], strict=True))
+    return out
+
+
+def preprocess_number(grey: np.ndarray) -> list[Digit]:
+    """A number written on one line -> its digits in MNIST format, left to right."""
+    h, w = grey.shape
+    work, factor = _working_copy(grey)
+    ink = _keep_digit_components(ink_map(work))
+    digits = []
+    for x0, x1 in segment_number(ink):
+        piece = np.zeros_like(ink)
+        piece[:, x0:x1] = ink[:, x0:x1]
+        ys, xs = np.nonzero(piece > 0)
+        if ys.size == 0:
+            continue
+        box = _scale_box((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), factor, w, h)
+        digits.append(Digit(to_mnist(piece), box))
+    if not digits:
+        raise NoDigitFound()
+    return digits
