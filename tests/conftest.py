@@ -85,3 +85,14 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600):
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+SHIPPED = ROOT / "checkpoints" / "alexnet-mnist"
+
+
+@pytest.fixture(scope="session")
+def shipped_checkpoint() -> Path:
+    """The committed inference checkpoint; the function loads it through $HDR_CHECKPOINT."""
+    assert (SHIPPED / "info.json").is_file(), "the shipped checkpoint is missing"
+    os.environ["HDR_CHECKPOINT"] = str(SHIPPED)
+    return SHIPPED

@@ -1,0 +1,41 @@
+#!/usr/bin/env python
+"""Local use: the prediction function with the shipped checkpoint, and the web page beside it.
+
+  python serve.py            # then open http://localhost:8080/web/
+"""
+
+import argparse
+from pathlib import Path
+
+from flask import redirect, send_from_directory
+from functions_framework import create_app
+
+ROOT = Path(__file__).resolve().parent
+
+
+def build_app():
+    """The function's own app (functions-framework) plus the static page under /web/."""
+    app = create_app(target="predict", source=str(ROOT / "function" / "main.py"))
+    web = ROOT / "web"
+    app.add_url_rule("/web", "web_root", lambda: redirect("/web/"))
+    app.add_url_rule("/web/", "web_index", lambda: send_from_directory(web, "index.html"))
+    app.add_url_rule("/web/<path:name>", "web_file", lambda name: send_from_directory(web, name))
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    app = build_app()
+    print(f"hdr-jax: open http://{args.host}:{args.port}/web/  (API at "
+          f"http://{args.host}:{args.port}/)", flush=True)
+    from werkzeug.serving import run_simple
+
+    run_simple(args.host, args.port, app, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

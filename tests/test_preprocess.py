@@ -1,0 +1,161 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from hdr_jax import preprocess
+
+
+def _png(array: np.ndarray, mode: str = "L", **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array, mode).save(buf, "PNG", **kw)
+    return buf.getvalue()
+
+
+def _stroke_digit(h=200, w=300, dark_on_light=True) -> np.ndarray:
+    """A big '1'-like bar plus a foot, somewhere off-centre."""
+    img = np.zeros((h, w), np.uint8)
+    img[40:160, 200:215] = 255
+    img[150:160, 185:230] = 255
+    return 255 - img if dark_on_light else img
+
+
+def test_mnist_format_passes_through_unchanged(real_mnist):
+    for image in real_mnist.test.images:
+        grey = preprocess.decode(_png(image))
+        out = preprocess.preprocess_digit(grey).image
+        np.testing.assert_array_equal(out, image.astype(np.float32) / 255.0)
+
+
+def test_output_is_mnist_format_fit_20_and_centred_by_mass():
+    for dark in (True, False):
+        digit = preprocess.preprocess_digit(preprocess.decode(_png(_stroke_digit(
+            dark_on_light=dark)))).image
+        assert digit.shape == (28, 28) and digit.dtype == np.float32
+        ys, xs = np.nonzero(digit > 0.05)
+        assert max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) in (20, 21)
+        cy, cx = ndimage.center_of_mass(digit)
+        assert abs(cy - 13.5) <= 1.0 and abs(cx - 13.5) <= 1.0
+        assert digit.max() == pytest.approx(1.0, abs=0.05) and digit[0, 0] == 0
+
+
+def test_dark_and_light_polarity_give_the_same_digit():
+    a = preprocess.preprocess_digit(preprocess.decode(_png(_stroke_digit(dark_on_light=True))))
+    b = preprocess.preprocess_digit(preprocess.decode(_png(_stroke_digit(dark_on_light=False))))
+    np.testing.assert_allclose(a.image, b.image, atol=0.02)
+    assert a.box == b.box == (185, 40, 230, 160)
+
+
+def test_transparent_canvas_counts_as_background_for_dark_and_light_strokes():
+    ink = _stroke_digit(dark_on_light=False)
+    reference = preprocess.preprocess_digit(preprocess.decode(_png(ink))).image
+    for colour in (0, 255):
+        rgba = np.zeros((*ink.shape, 4), np.uint8)
+        rgba[..., :3] = colour
+        rgba[..., 3] = ink
+        digit = preprocess.preprocess_digit(preprocess.decode(_png(rgba, "RGBA"))).image
+        np.testing.assert_allclose(digit, reference, atol=0.02)
+
+
+def test_uneven_lighting_and_paper_tint_are_removed():
+    ink = _stroke_digit(dark_on_light=False).astype(np.float32) / 255
+    gy, gx = np.mgrid[0:200, 0:300].astype(np.float32)
+    paper = 0.55 + 0.4 * gx / 300 + 0.05 * gy / 200  # Strong left-to-right gradient.
+    photo = paper * (1 - 0.8 * ink)
+    noisy = np.clip(photo + np.random.default_rng(0).normal(0, 0.02, photo.shape), 0, 1)
+    buf = io.BytesIO()
+    Image.fromarray((noisy * 255).astype(np.uint8)).convert("RGB").save(buf, "JPEG", quality=70)
+    digit = preprocess.preprocess_digit(preprocess.decode(buf.getvalue()))
+    clean = preprocess.preprocess_digit(preprocess.decode(_png(_stroke_digit(dark_on_light=False))))
+    assert np.abs(digit.image - clean.image).mean() < 0.03
+    assert abs(digit.box[0] - 185) <= 3 and abs(digit.box[2] - 230) <= 3
+
+
+@pytest.mark.parametrize("kind", ["palette", "16bit", "cmyk", "la", "bmp", "webp", "gif"])
+def test_many_pixel_formats_decode(kind):
+    ink = _stroke_digit(dark_on_light=True)
+    image = Image.fromarray(ink, "L")
+    buf = io.BytesIO()
+    if kind == "palette":
+        image.convert("P").save(buf, "PNG")
+    elif kind == "16bit":
+        Image.fromarray(ink.astype(np.uint16) * 257).save(buf, "PNG")
+    elif kind == "cmyk":
+        image.convert("CMYK").save(buf, "JPEG", quality=95)
+    elif kind == "la":
+        image.convert("LA").save(buf, "PNG")
+    elif kind == "bmp":
+        image.save(buf, "BMP")
+    elif kind == "webp":
+        image.save(buf, "WEBP", lossless=True)
+    else:
+        image.convert("P").save(buf, "GIF")
+    grey = preprocess.decode(buf.getvalue())
+    assert grey.shape == (200, 300)
+    assert abs(float(grey.mean()) - float(ink.mean()) / 255) < 0.02
+    assert preprocess.preprocess_digit(grey).box[0] in range(182, 189)
+
+
+def test_exif_orientation_is_applied():
+    ink = _stroke_digit(dark_on_light=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Rotate 90 degrees clockwise to display.
+    buf = io.BytesIO()
+    Image.fromarray(ink).save(buf, "JPEG", exif=exif, quality=95)
+    grey = preprocess.decode(buf.getvalue())
+    assert grey.shape == (300, 200)
+
+
+@pytest.mark.parametrize("raw, status", [
+    (b"", 400), (b"hello world", 400), (b"%PDF-1.4\n1 0 obj", 400),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><text>7</text></svg>', 400),
+])
+def test_non_images_are_400(raw, status):
+    with pytest.raises(preprocess.PreprocessError) as err:
+        preprocess.decode(raw)
+    assert err.value.status == status
+
+
+def test_truncated_image_is_400():
+    raw = _png(_stroke_digit())
+    with pytest.raises(preprocess.PreprocessError) as err:
+        preprocess.decode(raw[: len(raw) // 2])
+    assert err.value.status == 400
+
+
+def test_decompression_bomb_is_refused_from_the_header():
+    # A valid PNG header claiming 30000 x 30000 pixels, followed by nothing.
+    import zlib
+
+    png = bytearray(_png(np.zeros((1, 1), np.uint8)))
+    png[16:24] = (30000).to_bytes(4, "big") * 2  # IHDR width and height...
+    png[29:33] = zlib.crc32(bytes(png[12:29])).to_bytes(4, "big")  # ... with a valid CRC.
+    with pytest.raises(preprocess.PreprocessError) as err:
+        preprocess.decode(bytes(png))
+    assert err.value.status == 413
+
+
+@pytest.mark.parametrize("value", [0, 128, 255])
+def test_blank_images_find_no_digit(value):
+    with pytest.raises(preprocess.NoDigitFound):
+        preprocess.preprocess_digit(preprocess.decode(_png(np.full((100, 100), value,
+                                                                   np.uint8))))
+
+
+def test_number_segmentation_left_to_right_with_broken_and_touching_digits():
+    img = np.zeros((120, 600), np.uint8)
+    img[20:100, 40:52] = 255                      # 1
+    img[20:30, 150:200] = 255                     # broken "7": bar ...
+    img[34:100, 188:200] = 255                    # ... and stem, not touching
+    img[20:100, 280:340] = 255                    # two "0"s ...
+    img[32:88, 292:328] = 0
+    img[20:100, 341:401] = 255                    # ... touching each other
+    img[32:88, 353:389] = 0
+    img[20:100, 480:492] = 255
+    digits = preprocess.preprocess_number(preprocess.decode(_png(255 - img)))
+    boxes = [d.box for d in digits]
+    assert len(digits) == 5, boxes
+    assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)
+    assert boxes[1][0] == 150 and boxes[1][2] == 200  # The 7's pieces were merged.
