@@ -1,6 +1,6 @@
 """Google Cloud Functions (gen2) HTTP entry point: `functions-framework --target predict`.
 
-The model loads and compiles once per instance, here at import (cold start)."""
+The model loads and compiles once per instance at cold start (see `serving.ColdStart`)."""
 
 import os
 import sys
@@ -13,9 +13,9 @@ os.environ.setdefault("HDR_FUNCTION_DIR", str(HERE))
 if (HERE / "hdr_jax").is_dir():  # Deployed folder: the package sits beside this file.
     sys.path.insert(0, str(HERE))
 
-from hdr_jax.serving import create_service  # noqa: E402
+from hdr_jax.serving import ColdStart  # noqa: E402
 
-service = create_service()
+service = ColdStart()
 
 
 @functions_framework.http

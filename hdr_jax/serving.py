@@ -254,9 +254,49 @@ def checkpoint_path() -> Path:
 
 
 def create_service() -> Service:
-    """Cold start: load the model once and compile every batch size it will serve."""
+    """Load the model and compile every batch size it will serve."""
     predictor = Predictor.from_checkpoint(checkpoint_path())
     predictor.warmup()
     return Service(predictor, Limits.from_env(),
                    allowed_origins=os.environ.get("HDR_ALLOWED_ORIGINS", "*"),
                    prediction_log=os.environ.get("HDR_PREDICTION_LOG") or None)
+
+
+class ColdStart:
+    """Creates the service once per serving process, as early as is safe.
+
+    functions-framework (and so Cloud Functions) serves through gunicorn, which imports the
+    function in a master process and then forks workers; JAX's runtime threads do not survive
+    a fork. So importing only imports (JAX's backend stays down), and loading starts in a
+    background thread right after the fork, in the worker; a process that never forks (the
+    Flask debug server, tests) loads at its first request. Requests wait for the load."""
+
+    def __init__(self, factory=create_service):
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._service: Service | None = None
+        self._error: BaseException | None = None
+        os.register_at_fork(after_in_child=self._start_in_background)
+
+    def _start_in_background(self) -> None:
+        self._lock = threading.Lock()  # A lock copied across fork may be held; start afresh.
+        threading.Thread(target=self.get, daemon=True, name="hdr-cold-start").start()
+
+    def get(self) -> Service:
+        with self._lock:
+            if self._service is None and self._error is None:
+                try:
+                    self._service = self._factory()
+                except BaseException as e:  # Keep failing loudly, not reloading per request.
+                    log.exception("could not load the model")
+                    self._error = e
+            if self._error is not None:
+                raise RuntimeError(f"the model could not be loaded: {self._error}")
+            return self._service
+
+    def handle(self, request) -> tuple[str, int, dict]:
+        try:
+            service = self.get()
+        except RuntimeError as e:
+            return json.dumps({"error": str(e)}), 503, {"Content-Type": "application/json"}
+        return service.handle(request)

@@ -1,0 +1,82 @@
+"""The function behind functions-framework's real server, over loopback."""
+
+import io
+import os
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+import requests
+from PIL import Image
+
+from tests.servers import free_port, function_command, running
+
+pytestmark = pytest.mark.slow
+
+
+def _png(array) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server(shipped_checkpoint):
+    port = free_port()
+    with running(function_command(port), port,
+                 env={"HDR_CHECKPOINT": str(shipped_checkpoint)}) as proc:
+        yield f"http://127.0.0.1:{port}/", proc
+
+
+def test_contract_over_a_real_socket(server, real_mnist):
+    url, _ = server
+    health = requests.get(url, timeout=10)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    r = requests.post(url, files={"image": ("a.png", _png(real_mnist.test.images[0]))},
+                      data={"mode": "digit"}, timeout=10)
+    assert r.status_code == 200 and r.json()["digit"] == 7
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    r = requests.post(url, data=b"hi", headers={"Content-Type": "text/plain"}, timeout=10)
+    assert r.status_code == 415 and r.headers["Content-Type"] == "application/json"
+    assert requests.put(url, timeout=10).status_code == 405
+    assert requests.options(url, timeout=10).status_code == 204
+
+
+def test_load_concurrency_8_zero_errors_no_memory_growth(server, real_mnist):
+    url, proc = server
+    seconds = float(os.environ.get("HDR_LOAD_SECONDS", "60"))
+    bodies = [_png(img) for img in real_mnist.test.images[:64]]
+    server_proc = psutil.Process(proc.pid)
+
+    def rss() -> int:
+        procs = [server_proc, *server_proc.children(recursive=True)]
+        return sum(p.memory_info().rss for p in procs)
+
+    def hammer(until, counts):
+        session = requests.Session()
+        i = 0
+        while time.perf_counter() < until:
+            r = session.post(url, data=bodies[i % len(bodies)],
+                             headers={"Content-Type": "image/png"}, timeout=30)
+            counts["ok" if r.status_code == 200 else "bad"] += 1
+            i += 1
+
+    warm = {"ok": 0, "bad": 0}
+    hammer(time.perf_counter() + 3, warm)  # Warm-up: allocator and caches settle.
+    before = rss()
+    counts = [{"ok": 0, "bad": 0} for _ in range(8)]
+    until = time.perf_counter() + seconds
+    threads = [threading.Thread(target=hammer, args=(until, c)) for c in counts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = rss()
+    total = sum(c["ok"] for c in counts)
+    assert sum(c["bad"] for c in counts) == 0
+    assert total > 8 * seconds  # More than one request per second per client, at least.
+    growth_mib = (after - before) / 2**20
+    assert growth_mib < 64, f"RSS grew {growth_mib:.0f} MiB over {total} requests"
+    assert np.isfinite(growth_mib)

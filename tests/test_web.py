@@ -1,0 +1,143 @@
+"""The page in a real headless Chromium (Debian's), against the real local function.
+
+Screenshots of each scenario are kept in artifacts/screenshots/ for people to look at."""
+
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT
+from tests.servers import free_port, running
+from tests.uploads import number_upload
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def site(shipped_checkpoint):
+    port = free_port()
+    with running([sys.executable, str(ROOT / "serve.py"), "--port", str(port)], port,
+                 env={"HDR_CHECKPOINT": str(shipped_checkpoint)}):
+        yield f"http://127.0.0.1:{port}/web/"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not shutil.which("chromium"):
+        pytest.fail("Debian chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, site, request):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(site)
+    page.wait_for_function("document.getElementById('about-facts').textContent"
+                           ".includes('accuracy')")
+    yield page
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    assert errors == [], errors
+
+
+def _save_png(path, array):
+    Image.fromarray(array).save(path)
+    return path
+
+
+def test_upload_a_digit_file_and_read_the_prediction(page, tmp_path, real_mnist):
+    path = _save_png(tmp_path / "seven.png", 255 - real_mnist.test.images[0])  # Dark on light.
+    page.set_input_files("#image-input", str(path))
+    page.click("#predict")
+    page.wait_for_function("document.getElementById('result').textContent !== ''")
+    assert page.text_content("#result") == "7"
+    assert page.text_content("#error") == ""
+    assert page.locator("#chart .bar").count() == 10
+    assert page.locator("#seen-images img").count() == 1
+    assert "98" in page.text_content("#about-facts") or "99" in page.text_content(
+        "#about-facts")
+
+
+def test_draw_a_digit_with_pointer_events_and_predict(page):
+    box = page.locator("#pad").bounding_box()
+    x = box["x"] + box["width"] * 0.5
+    page.mouse.move(x, box["y"] + box["height"] * 0.15)
+    page.mouse.down()
+    for i in range(1, 21):
+        page.mouse.move(x, box["y"] + box["height"] * (0.15 + 0.7 * i / 20))
+    page.mouse.up()
+    page.click("#predict")
+    page.wait_for_function("document.getElementById('result').textContent !== ''")
+    assert page.text_content("#result") == "1"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "drawn_digit_predicted.png"), full_page=True)
+    page.click("#undo")
+    assert page.locator("#preview-wrap").is_hidden()
+    page.click("#clear")
+    assert page.text_content("#result") == ""
+
+
+def test_a_refused_file_type_shows_its_message(page, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("seven")
+    page.set_input_files("#image-input", str(path))
+    assert "not a supported image type" in page.text_content("#error")
+    page.click("#predict")
+    assert "first" in page.text_content("#error")
+
+
+def test_an_api_error_is_a_sentence_next_to_the_input(page, tmp_path):
+    path = _save_png(tmp_path / "blank.png", np.full((60, 60), 255, np.uint8))
+    page.set_input_files("#image-input", str(path))
+    page.click("#predict")
+    page.wait_for_function("document.getElementById('error').textContent !== ''")
+    assert "No digit found" in page.text_content("#error")
+
+
+def test_number_mode_shows_every_digit(page, tmp_path, real_mnist):
+    idx = [3, 2, 1, 18]
+    raw = number_upload([real_mnist.test.images[i] for i in idx], np.random.default_rng(5))
+    path = tmp_path / "number.jpg"
+    path.write_bytes(raw)
+    page.check("input[name=mode][value=number]")
+    page.set_input_files("#image-input", str(path))
+    page.click("#predict")
+    page.wait_for_function("document.getElementById('result').textContent !== ''")
+    expected = "".join(str(real_mnist.test.labels[i]) for i in idx)
+    assert page.text_content("#result") == expected
+    assert page.locator("#seen-images img").count() == 4
+
+
+def test_several_files_give_a_list_of_results(page, tmp_path, real_mnist):
+    paths = [str(_save_png(tmp_path / f"d{i}.png", real_mnist.test.images[i])) for i in range(3)]
+    page.set_input_files("#image-input", paths)
+    page.click("#predict")
+    page.wait_for_function("document.querySelectorAll('#results-list li').length === 3")
+    items = page.locator("#results-list li").all_text_contents()
+    labels = [str(v) for v in real_mnist.test.labels[:3]]
+    assert [item.split(": ")[1][0] for item in items] == labels
+
+
+def test_api_comes_from_the_query_parameter(browser, site):
+    page = browser.new_page()
+    page.goto(site + "?api=http://127.0.0.1:9/")  # Nothing listens on port 9.
+    page.wait_for_function("document.getElementById('about-facts').textContent"
+                           ".includes('not reachable')")
+    page.close()
