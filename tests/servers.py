@@ -37,8 +37,9 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> float:
 
 @contextlib.contextmanager
 def running(command: list[str], port: int, env: dict | None = None, path: str = "/",
-            cwd: Path = ROOT):
-    proc = subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})},
+            cwd: Path = ROOT, inherit_env: bool = True):
+    full_env = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
+    proc = subprocess.Popen(command, cwd=cwd, env=full_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_ready(f"http://127.0.0.1:{port}{path}", proc)

@@ -1,0 +1,166 @@
+"""Serving: accuracy on realistic uploads, latency, throughput, cold start and memory of the
+function under functions-framework's real server, against the baseline server
+(bench/baseline_server.py: resize straight to 28x28, one model call per request), in one run.
+
+  python bench/serving.py --data-dir DIR [--uploads 400] [--numbers 500] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import requests  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from bench.baseline_server import naive_preprocess  # noqa: E402
+from bench.common import header  # noqa: E402
+from hdr_jax import data  # noqa: E402
+from hdr_jax.inference import Predictor  # noqa: E402
+from hdr_jax.serving import Service, checkpoint_path  # noqa: E402
+from tests.servers import ROOT, free_port, function_command, wait_ready  # noqa: E402
+from tests.uploads import STYLES, digit_upload, number_upload  # noqa: E402
+
+
+def accuracy(mnist: data.Mnist, n_per_style: int, n_numbers: int) -> None:
+    predictor = Predictor.from_checkpoint(checkpoint_path())
+    service = Service(predictor)
+    rng = np.random.default_rng(2026)
+    print(f"\n## realistic uploads ({n_per_style} per style; numbers: {n_numbers})")
+    print(f"  {'style':<12}{'ours':>8}{'baseline':>10}")
+    all_ours, all_base = [], []
+    for style in STYLES:
+        idx = rng.integers(0, len(mnist.test), n_per_style)
+        uploads = [digit_upload(mnist.test.images[i], style, rng) for i in idx]
+        labels = mnist.test.labels[idx]
+        ours = np.array([r.get("digit", -1) for r in _results(service.predict(uploads))])
+        base = predictor.predict(np.stack([naive_preprocess(u) for u in uploads])).argmax(-1)
+        all_ours += list(ours == labels)
+        all_base += list(base == labels)
+        print(f"  {style:<12}{np.mean(ours == labels):8.2%}{np.mean(base == labels):10.2%}")
+    print(f"  {'all digits':<12}{np.mean(all_ours):8.2%}{np.mean(all_base):10.2%}")
+    exact = 0
+    for _ in range(n_numbers):
+        idx = rng.integers(0, len(mnist.test), int(rng.integers(2, 7)))
+        raw = number_upload([mnist.test.images[i] for i in idx], rng)
+        answer = service.predict([raw], mode="number")
+        exact += answer.get("number") == "".join(str(mnist.test.labels[i]) for i in idx)
+    print(f"  {'numbers 2-6':<12}{exact / n_numbers:8.2%}  (exactly right)")
+
+
+def _results(body: dict) -> list[dict]:
+    return body.get("results", [body])
+
+
+def _png(img: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _phone_jpeg(img: np.ndarray) -> bytes:
+    rng = np.random.default_rng(0)
+    upload = digit_upload(img, "photo", rng)  # A photo, re-rendered at 1632x1224 (2 MP).
+    photo = Image.open(io.BytesIO(upload)).convert("RGB").resize((1632, 1224))
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def measure_server(name: str, command: list[str], port: int, mnist: data.Mnist,
+                   seconds: float) -> dict:
+    url = f"http://127.0.0.1:{port}/"
+    png = _png(mnist.test.images[0])
+    jpeg = _phone_jpeg(mnist.test.images[0])
+    start = time.perf_counter()
+    proc = psutil.Popen(command, cwd=ROOT, stdout=-3, stderr=-3)
+    try:
+        wait_ready(url, proc)
+        requests.post(url, data=png, headers={"Content-Type": "image/png"}, timeout=60)
+        cold = time.perf_counter() - start
+
+        def latency(body, n):
+            session = requests.Session()
+            times = []
+            for _ in range(n):
+                t = time.perf_counter()
+                r = session.post(url, data=body, headers={"Content-Type": "image/png"},
+                                 timeout=60)
+                times.append(time.perf_counter() - t)
+                assert r.status_code == 200, r.text
+            return statistics.median(times) * 1000, float(np.percentile(times, 95)) * 1000
+
+        png_p50, png_p95 = latency(png, 300)
+        jpg_p50, jpg_p95 = latency(jpeg, 40)
+        peak = [0]
+
+        def rss():
+            procs = [proc, *proc.children(recursive=True)]
+            return sum(p.memory_info().rss for p in procs if p.is_running())
+
+        counts, errors = [0] * 8, [0] * 8
+        until = time.perf_counter() + seconds
+
+        def client(i):
+            session = requests.Session()
+            while time.perf_counter() < until:
+                r = session.post(url, data=png, headers={"Content-Type": "image/png"},
+                                 timeout=60)
+                counts[i] += r.status_code == 200
+                errors[i] += r.status_code != 200
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.2)
+        return {"name": name, "cold_s": cold, "png_p50": png_p50, "png_p95": png_p95,
+                "jpg_p50": jpg_p50, "jpg_p95": jpg_p95, "rps": sum(counts) / seconds,
+                "errors": sum(errors), "peak_mib": peak[0] / 2**20}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--uploads", type=int, default=400)
+    p.add_argument("--numbers", type=int, default=500)
+    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--skip-accuracy", action="store_true")
+    args = p.parse_args()
+    header("serving")
+    mnist = data.load_idx_dir(args.data_dir)
+    if not args.skip_accuracy:
+        accuracy(mnist, args.uploads, args.numbers)
+    rows = []
+    port = free_port()
+    rows.append(measure_server("hdr-jax function (functions-framework)", function_command(port),
+                               port, mnist, args.seconds))
+    port = free_port()
+    rows.append(measure_server("baseline (resize, 1 call/request)",
+                               [sys.executable, str(ROOT / "bench" / "baseline_server.py"),
+                                "--port", str(port)], port, mnist, args.seconds))
+    print(f"\n## HTTP over loopback (concurrency 8 for {args.seconds:.0f} s)")
+    print(f"  {'server':<42}{'cold s':>8}{'png p50':>9}{'p95':>7}{'2MP jpg p50':>13}{'p95':>7}"
+          f"{'req/s':>8}{'errors':>8}{'peak MiB':>10}")
+    for r in rows:
+        print(f"  {r['name']:<42}{r['cold_s']:8.2f}{r['png_p50']:9.1f}{r['png_p95']:7.1f}"
+              f"{r['jpg_p50']:13.1f}{r['jpg_p95']:7.1f}{r['rps']:8.0f}{r['errors']:8d}"
+              f"{r['peak_mib']:10.0f}")
+    print(f"  ratio req/s ours/baseline: {rows[0]['rps'] / rows[1]['rps']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Training throughput (images/s) of the default model: JAX vs the same architecture in
+PyTorch, measured interleaved in one run on this CPU, plus what the max-pool choice costs.
+
+  python bench/train_throughput.py [--batch-sizes 128 256] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from bench.common import header, median_rate  # noqa: E402
+from hdr_jax import model as model_lib  # noqa: E402
+from hdr_jax import parallel  # noqa: E402
+from hdr_jax.config import AugmentConfig, TrainConfig  # noqa: E402
+from hdr_jax.train import create_train_state, make_optimizer, train_step  # noqa: E402
+
+
+def jax_stepper(batch: int, augment: bool, pool: str):
+    """One compiled step of the real training code on a 1-device mesh."""
+    if pool == "reduce_window":  # Ablation: what XLA's select-and-scatter would cost.
+        model_lib.overlapping_max_pool = lambda x: nnx.max_pool(x, (3, 3), (2, 2), "SAME")
+    config = TrainConfig(batch_size=batch, augment=AugmentConfig(enabled=augment))
+    strategy = parallel.MeshStrategy(devices=jax.devices()[:1])
+    tx = make_optimizer(config, 100)
+    graphdef, host = create_train_state(config, tx)
+    state = strategy.replicate(host)
+    fn = strategy.compile_train(
+        lambda s, *a: train_step(graphdef, tx, config, s, *a), batch, 8)
+    rng = np.random.default_rng(0)
+    images, labels = strategy.replicate((rng.integers(0, 255, (batch * 8, 28, 28), np.uint8),
+                                         rng.integers(0, 10, batch * 8).astype(np.int32)))
+    perm = strategy.replicate(np.arange(batch * 8, dtype=np.int32))
+    holder = {"state": state}
+
+    def step():
+        holder["state"], metrics = fn(holder["state"], images, labels, perm)
+        jax.block_until_ready(metrics)
+
+    step()
+    model_lib.overlapping_max_pool = _ORIGINAL_POOL
+    return step
+
+
+_ORIGINAL_POOL = model_lib.overlapping_max_pool
+
+
+def torch_stepper(batch: int):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    cfg = TrainConfig().model
+    layers, c_in = [], 1
+    for i, c in enumerate(cfg.conv_features):
+        layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
+        if i in (0, 1, 4):
+            layers.append(nn.MaxPool2d(3, 2, padding=1))
+        c_in = c
+    net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(16 * c_in, cfg.dense_features),
+                        nn.ReLU(), nn.Dropout(cfg.dropout_rate),
+                        nn.Linear(cfg.dense_features, cfg.dense_features), nn.ReLU(),
+                        nn.Dropout(cfg.dropout_rate), nn.Linear(cfg.dense_features, 10))
+    opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=5e-4)
+    x = torch.rand(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
+
+    def step():
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+
+    step()
+    return step, torch.get_num_threads(), torch.__version__
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 256])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--steps", type=int, default=10)
+    args = p.parse_args()
+    header("training throughput, images/s (median of repeats; interleaved)")
+    print(f"jax {jax.__version__} | model {model_lib.flops_per_image(TrainConfig().model)/1e6:.1f}"
+          " MFLOP/image forward")
+    for batch in args.batch_sizes:
+        torch_step, threads, version = torch_stepper(batch)
+        variants = {
+            "jax (no augmentation)": jax_stepper(batch, False, "strided"),
+            "jax (reduce_window pool)": jax_stepper(batch, False, "reduce_window"),
+            "jax (with on-device augmentation)": jax_stepper(batch, True, "strided"),
+            f"pytorch {version} ({threads} threads)": torch_step,
+        }
+        rates = {k: [] for k in variants}
+        for _ in range(args.repeats):  # Interleave so machine noise hits everyone alike.
+            for name, fn in variants.items():
+                rates[name].append(median_rate(fn, batch, args.steps, 1))
+        torch_rate = float(np.median(rates[next(reversed(rates))]))
+        print(f"\nbatch {batch}")
+        for name, r in rates.items():
+            rate = float(np.median(r))
+            print(f"  {name:<42} {rate:8.0f} img/s   {rate / torch_rate:5.2f}x pytorch")
+
+
+if __name__ == "__main__":
+    main()
