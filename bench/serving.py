@@ -104,8 +104,9 @@ def measure_server(name: str, command: list[str], port: int, mnist: data.Mnist,
         peak = [0]
 
         def rss():
+            # PSS: pages shared by gunicorn's master and worker count once, not twice.
             procs = [proc, *proc.children(recursive=True)]
-            return sum(p.memory_info().rss for p in procs if p.is_running())
+            return sum(p.memory_full_info().pss for p in procs if p.is_running())
 
         counts, errors = [0] * 8, [0] * 8
         until = time.perf_counter() + seconds
@@ -154,11 +155,11 @@ def main() -> None:
                                 "--port", str(port)], port, mnist, args.seconds))
     print(f"\n## HTTP over loopback (concurrency 8 for {args.seconds:.0f} s)")
     print(f"  {'server':<42}{'cold s':>8}{'png p50':>9}{'p95':>7}{'2MP jpg p50':>13}{'p95':>7}"
-          f"{'req/s':>8}{'errors':>8}{'peak MiB':>10}")
+          f"{'req/s':>8}{'errors':>8}{'peak PSS MiB':>14}")
     for r in rows:
         print(f"  {r['name']:<42}{r['cold_s']:8.2f}{r['png_p50']:9.1f}{r['png_p95']:7.1f}"
               f"{r['jpg_p50']:13.1f}{r['jpg_p95']:7.1f}{r['rps']:8.0f}{r['errors']:8d}"
-              f"{r['peak_mib']:10.0f}")
+              f"{r['peak_mib']:14.0f}")
     print(f"  ratio req/s ours/baseline: {rows[0]['rps'] / rows[1]['rps']:.2f}x")
 
 

@@ -62,8 +62,9 @@ class Predictor:
         variables, info = load_inference(directory)
         return cls(restore_model(variables, model_config_from_info(info)), info, buckets)
 
-    def warmup(self) -> None:
-        for size in self.buckets:
+    def warmup(self, sizes: tuple[int, ...] | None = None) -> None:
+        """Compiles the given batch sizes (default: every bucket) before traffic needs them."""
+        for size in sizes or self.buckets:
             self.predict(np.zeros((size, 28, 28), np.float32))
 
     def predict(self, images: np.ndarray) -> np.ndarray:

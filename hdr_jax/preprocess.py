@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 from scipy import ndimage
 
 MAX_PIXELS = 25_000_000
-WORK_SIDE = 640  # Big photos are analysed at this size; a digit needs far fewer pixels.
+WORK_SIDE = 512  # Big photos are analysed at this size; a digit needs far fewer pixels.
 
 
 class PreprocessError(ValueError):
@@ -61,7 +61,9 @@ def decode(raw: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise PreprocessError("the image has no pixels")
     try:
         if image.format == "JPEG" and max(width, height) > 2 * WORK_SIDE:
-            image.draft("L", (WORK_SIDE, WORK_SIDE))  # Decode at 1/2..1/8 scale: much faster.
+            # Decode at 1/2..1/8 scale (DCT scaling), never below the working size: much faster.
+            factor = WORK_SIDE / max(width, height)
+            image.draft("L", (max(1, int(width * factor)), max(1, int(height * factor))))
         image.load()
         image = ImageOps.exif_transpose(image)
         return _to_grey(image)
@@ -110,23 +112,30 @@ def _otsu(values: np.ndarray) -> float:
     return float(centres[np.argmax(between)])
 
 
-def _fit_background(ink: np.ndarray, background_mask: np.ndarray) -> np.ndarray:
-    """Least-squares quadratic surface through the background pixels: lighting gradients and
-    vignetting, without the strokes."""
-    h, w = ink.shape
-    ys, xs = np.nonzero(background_mask)
-    if len(ys) < 12:
-        return np.full_like(ink, float(np.median(ink)))
-    step = max(1, len(ys) // 20000)
-    ys, xs = ys[::step], xs[::step]
-    def basis(y, x):
-        y, x = y / h - 0.5, x / w - 0.5
-        return np.stack([np.ones_like(y), y, x, y * y, x * x, x * y], -1)
+def _sample(image: np.ndarray, target: int = 40_000) -> np.ndarray:
+    step = max(1, int(np.sqrt(image.size / target)))
+    return image[::step, ::step].ravel()
 
-    coef, *_ = np.linalg.lstsq(basis(ys.astype(np.float32), xs.astype(np.float32)),
-                               ink[ys, xs], rcond=None)
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    return (basis(gy, gx) @ coef).astype(np.float32)
+
+def _fit_background(ink: np.ndarray, background_mask: np.ndarray) -> np.ndarray:
+    """Least-squares quadratic surface through the background pixels (sampled on a grid):
+    lighting gradients and vignetting, without the strokes."""
+    h, w = ink.shape
+    step = max(1, int(np.sqrt(ink.size / 10_000)))
+    ys, xs = np.nonzero(background_mask[::step, ::step])
+    if len(ys) < 12:
+        return np.full_like(ink, float(np.median(_sample(ink))))
+    ys, xs = ys * step, xs * step
+    y, x = ys.astype(np.float32) / h - 0.5, xs.astype(np.float32) / w - 0.5
+    basis = np.stack([np.ones_like(y), y, x, y * y, x * x, x * y], -1)
+    # Normal equations: a 6x6 solve instead of an SVD of the whole sample.
+    coef = np.linalg.solve(basis.T @ basis + 1e-6 * np.eye(6, dtype=np.float32),
+                           basis.T @ ink[ys, xs])
+    # Evaluate c0 + c1 y + c2 x + c3 y^2 + c4 x^2 + c5 xy on the grid without building it.
+    y = np.arange(h, dtype=np.float32)[:, None] / h - 0.5
+    x = np.arange(w, dtype=np.float32)[None, :] / w - 0.5
+    c = coef.astype(np.float32)
+    return (c[0] + c[1] * y + c[3] * y * y) + (c[2] * x + c[4] * x * x) + c[5] * (y * x)
 
 
 def ink_map(grey: np.ndarray) -> np.ndarray:
@@ -136,12 +145,15 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     border = np.concatenate([grey[:m].ravel(), grey[-m:].ravel(),
                              grey[:, :n].ravel(), grey[:, -n:].ravel()])
     ink = 1.0 - grey if np.median(border) > 0.5 else grey.copy()
-    if float(np.percentile(ink, 99.9) - np.percentile(ink, 50)) < 0.08:
+    sample = _sample(ink)  # Order statistics from a subsample: same answer, 4-16x cheaper.
+    low, high = np.percentile(sample, [50, 99.9])
+    if float(high - low) < 0.08:
         raise NoDigitFound()
-    threshold = _otsu(ink)
+    threshold = _otsu(sample)
     background = _fit_background(ink, ink < threshold)
     ink = ink - background
-    bg_values = ink[ink < _otsu(np.clip(ink, 0, 1))]
+    sample = _sample(ink)
+    bg_values = sample[sample < _otsu(np.clip(sample, 0, 1))]
     if bg_values.size:
         # Noise floor: paper texture and JPEG ringing sit within a few MADs of the background.
         med = float(np.median(bg_values))

@@ -254,9 +254,12 @@ def checkpoint_path() -> Path:
 
 
 def create_service() -> Service:
-    """Load the model and compile every batch size it will serve."""
+    """Load the model and compile the batch-1 shape (what a first request needs); the larger
+    buckets compile in the background, so the first answer does not wait for them."""
     predictor = Predictor.from_checkpoint(checkpoint_path())
-    predictor.warmup()
+    predictor.warmup(predictor.buckets[:1])
+    threading.Thread(target=predictor.warmup, args=(predictor.buckets[1:],), daemon=True,
+                     name="hdr-warmup").start()
     return Service(predictor, Limits.from_env(),
                    allowed_origins=os.environ.get("HDR_ALLOWED_ORIGINS", "*"),
                    prediction_log=os.environ.get("HDR_PREDICTION_LOG") or None)

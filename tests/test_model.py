@@ -9,7 +9,6 @@ from hdr_jax.model import (
     count_params,
     create_model,
     flops_per_image,
-    overlapping_max_pool,
     per_example_dropout,
 )
 
@@ -39,17 +38,6 @@ def test_same_seed_same_weights_other_seed_differs():
     leaves = lambda s: jax.tree.leaves(s)
     assert all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b), strict=True))
     assert not all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(c), strict=True))
-
-
-@pytest.mark.parametrize("size", [28, 14, 7, 5])
-def test_overlapping_max_pool_equals_reduce_window(size):
-    x = jax.random.normal(jax.random.key(0), (2, size, size, 3))
-    expected = nnx.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
-    np.testing.assert_array_equal(overlapping_max_pool(x), expected)
-    # Gradients agree too where the max is unique (random normals: always).
-    g1 = jax.grad(lambda x: jnp.sum(overlapping_max_pool(x) ** 2))(x)
-    g2 = jax.grad(lambda x: jnp.sum(nnx.max_pool(x, (3, 3), (2, 2), "SAME") ** 2))(x)
-    np.testing.assert_allclose(g1, g2, rtol=1e-6)
 
 
 def test_dropout_mask_depends_only_on_each_examples_key():

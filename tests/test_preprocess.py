@@ -158,4 +158,5 @@ def test_number_segmentation_left_to_right_with_broken_and_touching_digits():
     boxes = [d.box for d in digits]
     assert len(digits) == 5, boxes
     assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)
-    assert boxes[1][0] == 150 and boxes[1][2] == 200  # The 7's pieces were merged.
+    # The 7's pieces were merged (boxes are exact to the working resolution's pixel).
+    assert abs(boxes[1][0] - 150) <= 2 and abs(boxes[1][2] - 200) <= 2
