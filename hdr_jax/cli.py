@@ -54,14 +54,12 @@ def _restore_from_workdir(workdir: Path, select: str = "final"
             ckpts.best_step() or ckpts.latest_step())
         if step is None:
             raise CheckpointError(f"{workdir} holds no checkpoint yet")
-        meta_spe = None
         strategy = parallel.MeshStrategy()
         # The optimiser's shape (not its schedule) is all a restore target needs.
         tx = make_optimizer(config, steps_per_epoch=1)
         _, host_state = create_train_state(config, tx)
-        state, meta = ckpts.restore(step, strategy.restore_target(host_state))
-        meta_spe = meta.get("steps_per_epoch")
-        saved_metrics = _step_metrics(workdir, step, meta_spe)
+        state, _ = ckpts.restore(step, strategy.restore_target(host_state))
+        saved_metrics = _step_metrics(workdir, step)
     finally:
         ckpts.close()
     host = jax.device_get(state)
@@ -70,7 +68,8 @@ def _restore_from_workdir(workdir: Path, select: str = "final"
     return variables, config, step, saved_metrics
 
 
-def _step_metrics(workdir: Path, step: int, steps_per_epoch: int | None) -> dict:
+def _step_metrics(workdir: Path, step: int) -> dict:
+    """The metrics.jsonl record of the epoch that ended at `step` (empty if none did)."""
     path = workdir / "metrics.jsonl"
     if not path.is_file():
         return {}

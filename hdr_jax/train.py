@@ -7,9 +7,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import flax
 import jax
@@ -294,13 +292,3 @@ def _eval_batch(config: TrainConfig, strategy: parallel.Strategy) -> int:
 
 def _floats(record: dict) -> dict:
     return {k: float(v) for k, v in record.items() if isinstance(v, int | float)}
-
-
-def inference_variables(strategy: parallel.Strategy, state: TrainState) -> dict:
-    """Parameters and batch statistics only, as host arrays: what serving needs."""
-    host = strategy.checkpointable(state)
-    return {"params": jax.device_get(host.params),
-            "batch_stats": jax.device_get(host.batch_stats)}
-
-
-StepFn = Callable[..., Any]
