@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 from bench.common import header  # noqa: E402
 from hdr_jax.config import ModelConfig  # noqa: E402
@@ -55,22 +55,26 @@ def profile_layer(b: int, h: int, c_in: int, c_out: int, repeats: int) -> list[t
         return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
+    # Backward passes only (a conv is linear: its gradients need no forward activations), with
+    # the same random cotangent on both sides.
+    g = jax.random.normal(jax.random.key(2), (b, h, h, c_out))
     fwd = jax.jit(conv)
-    dx = jax.jit(jax.grad(lambda x, w: jnp.sum(conv(x, w)), argnums=0))
-    dw = jax.jit(jax.grad(lambda x, w: jnp.sum(conv(x, w)), argnums=1))
+    dx = jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0])
+    dw = jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0])
     tx = torch.randn(b, c_in, h, h, requires_grad=True)
     tconv = torch.nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
-    g = torch.ones(b, c_out, h, h)
+    ty = tconv(tx)
+    tg = torch.from_numpy(np.asarray(g).transpose(0, 3, 1, 2).copy())
 
     def t_fwd():
         with torch.no_grad():
             tconv(tx)
 
     passes = (("forward", lambda: fwd(x, w).block_until_ready(), t_fwd),
-              ("grad input", lambda: dx(x, w).block_until_ready(),
-               lambda: torch.autograd.grad(tconv(tx), tx, g)),
-              ("grad kernel", lambda: dw(x, w).block_until_ready(),
-               lambda: torch.autograd.grad(tconv(tx), tconv.weight, g)))
+              ("grad input", lambda: dx(x, w, g).block_until_ready(),
+               lambda: torch.autograd.grad(ty, tx, tg, retain_graph=True)),
+              ("grad kernel", lambda: dw(x, w, g).block_until_ready(),
+               lambda: torch.autograd.grad(ty, tconv.weight, tg, retain_graph=True)))
     return [(label, ms(jf, repeats), ms(tf, repeats)) for label, jf, tf in passes]
 
 

@@ -135,6 +135,22 @@ def test_several_files_give_a_list_of_results(page, tmp_path, real_mnist):
     assert [item.split(": ")[1][0] for item in items] == labels
 
 
+def test_phone_screen_layout_fits_and_works(browser, site, tmp_path, real_mnist):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True)
+    page = context.new_page()
+    page.goto(site)
+    path = _save_png(tmp_path / "two.png", 255 - real_mnist.test.images[1])
+    page.set_input_files("#image-input", str(path))
+    page.click("#predict")
+    page.wait_for_function("document.getElementById('result').textContent !== ''")
+    assert page.text_content("#result") == str(real_mnist.test.labels[1])
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # No sideways scroll.
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "phone.png"), full_page=True)
+    context.close()
+
+
 def test_api_comes_from_the_query_parameter(browser, site):
     page = browser.new_page()
     page.goto(site + "?api=http://127.0.0.1:9/")  # Nothing listens on port 9.
