@@ -36,11 +36,11 @@ class TrainConfig:
 
     data_dir: str | None = None  # Folder of IDX files; None means TFDS `mnist`.
     workdir: str = "workdir"
-    epochs: int = 24
+    epochs: int = 15
     max_steps: int | None = None
     batch_size: int = 128  # Global batch, across every device of every process.
     learning_rate: float = 2e-3
-    weight_decay: float = 0.05
+    weight_decay: float = 5e-4
     warmup_epochs: float = 0.5
     label_smoothing: float = 0.0
     strategy: Literal["mesh", "pmap"] = "mesh"
