@@ -19,6 +19,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 
+from hdr_jax.parallel import to_host
+
 log = logging.getLogger(__name__)
 
 SELECTION_METRIC = "selection_accuracy"
@@ -35,7 +37,7 @@ def fingerprint(tree: Any) -> str:
     leaves = sorted((_path_str(path), leaf)
                     for path, leaf in jax.tree_util.tree_leaves_with_path(tree))
     for path, leaf in leaves:
-        host = np.ascontiguousarray(_to_host(leaf))
+        host = np.ascontiguousarray(to_host(leaf))
         h.update(f"{path}:{host.dtype.str}:{host.shape}".encode())
         h.update(host.tobytes())
     return h.hexdigest()
@@ -44,13 +46,6 @@ def fingerprint(tree: Any) -> str:
 def _path_str(path: tuple) -> str:
     parts = (getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
     return "/".join(str(p) for p in parts)
-
-
-def _to_host(leaf: Any) -> np.ndarray:
-    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
-        # Replicated across processes: every process holds a full copy in its first shard.
-        return np.asarray(leaf.addressable_shards[0].data)
-    return np.asarray(leaf)
 
 
 def _restore_error(where: Path, err: Exception) -> CheckpointError:
@@ -124,7 +119,7 @@ def save_inference(directory: str | Path, variables: dict, info: dict) -> None:
     whatever describes the run) to `directory`, replacing it atomically."""
     directory = Path(directory).absolute()
     info = {**info, "fingerprint": fingerprint(variables)}
-    host = jax.tree.map(_to_host, variables)
+    host = jax.tree.map(to_host, variables)
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save(directory / "variables", host, force=True)
         ckptr.wait_until_finished()

@@ -53,6 +53,8 @@ class MeshStrategy:
         self.replicated = NamedSharding(self.mesh, P())
         self.sharded = NamedSharding(self.mesh, P(AXIS))
         self.num_devices = len(devices)
+        self._permutation = jax.jit(jax.random.permutation, static_argnums=1,
+                                    out_shardings=self.replicated)
 
     def replicate(self, tree: Any) -> Any:
         """Host (or device) tree -> global arrays replicated on every device of every process."""
@@ -97,11 +99,11 @@ class MeshStrategy:
         return jax.jit(fn, out_shardings=self.replicated)
 
     def permutation(self, key: jax.Array, n: int) -> jax.Array:
-        return jax.jit(lambda k: jax.random.permutation(k, n), out_shardings=self.replicated)(key)
+        return self._permutation(key, n)
 
     def fetch(self, tree: Any) -> Any:
         """Device tree of replicated values -> host numpy."""
-        return jax.tree.map(_to_host, tree)
+        return jax.tree.map(to_host, tree)
 
 
 @dataclasses.dataclass
@@ -185,7 +187,9 @@ def make_strategy(name: str) -> Strategy:
     raise ParallelError(f"unknown strategy {name!r}; choose 'mesh' or 'pmap'")
 
 
-def _to_host(x: Any) -> np.ndarray:
+def to_host(x: Any) -> np.ndarray:
+    """A device array as host numpy; a replicated array spanning processes reads its local
+    copy (every process holds the whole value)."""
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
         return np.asarray(x.addressable_shards[0].data)
     return np.asarray(x)

@@ -10,7 +10,6 @@ import jax
 import numpy as np
 import pytest
 
-from hdr_jax.checkpoint import fingerprint
 from hdr_jax.cli import _restore_from_workdir
 from tests.conftest import ROOT, run_cli, synthetic_mnist, write_idx_dataset
 
@@ -48,7 +47,6 @@ def test_two_processes_match_one_process(tmp_path, strategy):
     b, _, step_b, _ = _restore_from_workdir(tmp_path / "multi")
     assert step_a == step_b == 6
     # Cross-process all-reduces (gloo) sum in another order: equal to float tolerance.
-    assert fingerprint(a) != fingerprint({})
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=2e-6)
     # Only process 0 writes the run's metrics.
