@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--select", choices=["final", "best"], default="final",
                    help="export: the final checkpoint, or the best by validation accuracy")
     p.add_argument("--report-dir", help="evaluate: write report PNGs and JSON here")
+    p.add_argument("--tta", action="store_true",
+                   help="evaluate: average over the image and its 1-pixel shifts")
+    p.add_argument("--ensemble", nargs="+", metavar="CHECKPOINT",
+                   help="evaluate: average these models' probabilities with --checkpoint's")
     p.add_argument("--cpu-devices", type=int,
                    help="CPU devices to emulate (default: one per core; see BENCHMARKS.md)")
     p.add_argument("--coordinator-address", help="multi-process: host:port of process 0")
@@ -87,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             return cli.train(config, progress=not args.no_progress)
         if args.command == "export":
             return cli.export(args.workdir or "workdir", args.out, args.data_dir, args.select)
-        return cli.evaluate(args.checkpoint, args.data_dir, args.report_dir)
+        return cli.evaluate(args.checkpoint, args.data_dir, args.report_dir, args.tta,
+                            tuple(args.ensemble or ()))
     except cli.USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,7 +1,8 @@
 """On-device data augmentation: a random affine (and optional elastic) warp per example.
 
 Each example draws its distortion from its own PRNG key, so a batch augments identically however
-it is split across devices. Used in training only; evaluation and serving never call it.
+it is split across devices. Used in training only; serving never calls it. Evaluation may ask
+for `tta_views`: fixed one-pixel shifts whose predictions are averaged (test-time augmentation).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dm_pix as pix
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from hdr_jax.config import AugmentConfig
 
@@ -51,3 +53,21 @@ def augment_batch(images: jax.Array, keys: jax.Array, config: AugmentConfig) -> 
     if not config.enabled:
         return images
     return jax.vmap(augment_image, in_axes=(0, 0, None))(images, keys, config)
+
+
+TTA_SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # (dy, dx) in pixels.
+
+
+def shift_images(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """[N, H, W] images moved by (dy, dx) pixels, filling the uncovered edge with 0 (black)."""
+    out = np.zeros_like(images)
+    h, w = images.shape[1:3]
+    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        images[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def tta_views(images: np.ndarray) -> list[np.ndarray]:
+    """The test-time views of a batch: itself, and shifted one pixel up, down, left, right.
+    (MNIST digits are centred by centre of mass, which is only accurate to a pixel.)"""
+    return [shift_images(images, dy, dx) for dy, dx in TTA_SHIFTS]

@@ -16,8 +16,6 @@ from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
-from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 
 from hdr_jax.parallel import to_host
 
@@ -28,6 +26,14 @@ SELECTION_METRIC = "selection_accuracy"
 
 class CheckpointError(Exception):
     """A checkpoint that is missing, incomplete or corrupt; the message says which and where."""
+
+
+def _orbax():
+    # Imported on first use rather than with this module: it takes ~0.3 s, which a serving
+    # cold start spends while XLA compiles the model (see inference.Predictor.from_checkpoint).
+    import orbax.checkpoint as ocp
+
+    return ocp
 
 
 def fingerprint(tree: Any) -> str:
@@ -59,6 +65,9 @@ class TrainCheckpoints:
     accuracy (validation accuracy when a validation split exists, else test accuracy)."""
 
     def __init__(self, directory: str | Path, keep: int = 3, async_save: bool = True):
+        from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
+
+        ocp = _orbax()
         self.directory = Path(directory).absolute()
         policy = preservation.AnyPreservationPolicy([
             preservation.LatestN(n=keep),
@@ -84,12 +93,14 @@ class TrainCheckpoints:
 
     def save(self, step: int, state: Any, meta: dict, metrics: dict | None = None) -> None:
         meta = {**meta, "fingerprint": fingerprint(state)}
+        ocp = _orbax()
         self._manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), metrics=metrics)
 
     def restore(self, step: int, target: Any) -> tuple[Any, dict]:
         """Restores into the structure, shapes and shardings of `target` (abstract is fine)."""
         where = self.directory / str(step)
+        ocp = _orbax()
         try:
             restored = self._manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
@@ -120,7 +131,7 @@ def save_inference(directory: str | Path, variables: dict, info: dict) -> None:
     directory = Path(directory).absolute()
     info = {**info, "fingerprint": fingerprint(variables)}
     host = jax.tree.map(to_host, variables)
-    with ocp.StandardCheckpointer() as ckptr:
+    with _orbax().StandardCheckpointer() as ckptr:
         ckptr.save(directory / "variables", host, force=True)
         ckptr.wait_until_finished()
     if jax.process_index() == 0:
@@ -129,19 +140,25 @@ def save_inference(directory: str | Path, variables: dict, info: dict) -> None:
         tmp.replace(directory / "info.json")
 
 
-def load_inference(directory: str | Path) -> tuple[dict, dict]:
-    """Reads a checkpoint written by `save_inference`: (variables as numpy, info)."""
+def read_info(directory: str | Path) -> dict:
+    """The `info.json` of an inference checkpoint (model config, metrics, fingerprint)."""
     directory = Path(directory).absolute()
     info_path = directory / "info.json"
     try:
-        info = json.loads(info_path.read_text())
+        return json.loads(info_path.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{directory} is not an hdr-jax inference checkpoint "
                               "(no info.json)") from None
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{info_path} is unreadable: {e}") from None
+
+
+def load_inference(directory: str | Path) -> tuple[dict, dict]:
+    """Reads a checkpoint written by `save_inference`: (variables as numpy, info)."""
+    directory = Path(directory).absolute()
+    info = read_info(directory)
     try:
-        with ocp.StandardCheckpointer() as ckptr:
+        with _orbax().StandardCheckpointer() as ckptr:
             meta = ckptr.metadata(directory / "variables")
             tree = getattr(meta, "item_metadata", meta)
             target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), _plain(tree))

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from hdr_jax import data, metrics, parallel
+from hdr_jax import augment, data, metrics, parallel
 from hdr_jax.checkpoint import CheckpointError, TrainCheckpoints, load_inference, save_inference
 from hdr_jax.config import TrainConfig
 from hdr_jax.inference import model_config_from_info, restore_model
@@ -80,7 +80,7 @@ def _step_metrics(workdir: Path, step: int) -> dict:
     return {}
 
 
-def _load_any(checkpoint: str | None) -> tuple[dict, dict]:
+def load_any(checkpoint: str | None) -> tuple[dict, dict]:
     """(variables, info) from an inference checkpoint or a training workdir."""
     if not checkpoint:
         raise ValueError("--checkpoint is required (an inference checkpoint or a workdir)")
@@ -93,9 +93,10 @@ def _load_any(checkpoint: str | None) -> tuple[dict, dict]:
     return variables, {"model": config.to_dict()["model"], "step": step}
 
 
-def evaluate_variables(variables: dict, info: dict, split: data.Split,
-                       batch_size: int = 1000) -> tuple[dict, np.ndarray]:
-    """Classification report and probabilities on `split`, over every device (mesh)."""
+def evaluate_variables(variables: dict, info: dict, split: data.Split, batch_size: int = 1000,
+                       tta: bool = False) -> tuple[dict, np.ndarray]:
+    """Classification report and probabilities on `split`, over every device (mesh). With `tta`
+    the probabilities are the mean over `augment.tta_views` of the images."""
     model = restore_model(variables, model_config_from_info(info))
     graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
     strategy = parallel.MeshStrategy()
@@ -104,20 +105,37 @@ def evaluate_variables(variables: dict, info: dict, split: data.Split,
                                           rng=np.zeros(2, np.uint32)))
     n = strategy.num_devices
     evaluator = Evaluator(strategy, graphdef, max(n, batch_size // n * n))
-    out = evaluator(state, evaluator.put(split), with_logits=True)
-    logits = out["logits"]
-    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
-    probabilities /= probabilities.sum(-1, keepdims=True)
-    report = metrics.classification_report(split.labels, logits.argmax(-1))
-    report["loss"] = out["loss"]
-    report["count"] = out["count"]
-    return report, probabilities
+    views = augment.tta_views(split.images) if tta else [split.images]
+    probabilities = np.mean([
+        _softmax(evaluator(state, evaluator.put(data.Split(view, split.labels)),
+                           with_logits=True)["logits"])
+        for view in views], axis=0)
+    return report_from_probabilities(split.labels, probabilities), probabilities
 
 
-def evaluate(checkpoint: str | None, data_dir: str | None, report_dir: str | None) -> int:
-    variables, info = _load_any(checkpoint)
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def report_from_probabilities(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    report = metrics.classification_report(labels, probabilities.argmax(-1))
+    picked = probabilities[np.arange(len(labels)), labels]
+    report["loss"] = float(-np.mean(np.log(np.maximum(picked, 1e-12))))
+    report["count"] = int(len(labels))
+    return report
+
+
+def evaluate(checkpoint: str | None, data_dir: str | None, report_dir: str | None,
+             tta: bool = False, ensemble: tuple[str, ...] = ()) -> int:
+    """Test-set report of one model, or with `ensemble` the mean of several models'
+    probabilities; `tta` averages each over the test-time views. The JSON line's `accuracy`
+    is of exactly what was asked for."""
+    members = [load_any(path) for path in (checkpoint, *ensemble)]
     mnist = data.load_mnist(data_dir)
-    report, probabilities = evaluate_variables(variables, info, mnist.test)
+    probabilities = np.mean([evaluate_variables(variables, info, mnist.test, tta=tta)[1]
+                             for variables, info in members], axis=0)
+    report = report_from_probabilities(mnist.test.labels, probabilities)
     predictions = probabilities.argmax(-1)
     if jax.process_index() == 0:
         print(metrics.format_report(report))
@@ -137,7 +155,7 @@ def evaluate(checkpoint: str | None, data_dir: str | None, report_dir: str | Non
             print(f"\npictures and report.json written to {out}")
     _print_json({"accuracy": report["accuracy"], "count": report["count"],
                  "errors": int((predictions != mnist.test.labels).sum()),
-                 "loss": report["loss"]})
+                 "loss": report["loss"], "tta": tta, "models": len(members)})
     return 0
 
 

@@ -6,7 +6,8 @@ compiles again however requests arrive.
 
 from __future__ import annotations
 
-import dataclasses
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -14,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from hdr_jax.checkpoint import load_inference
+from hdr_jax import checkpoint
 from hdr_jax.config import ModelConfig
 from hdr_jax.model import create_model
 
@@ -37,35 +38,77 @@ def restore_model(variables: dict, config: ModelConfig) -> nnx.Module:
     return model
 
 
-@dataclasses.dataclass
+def _abstract_images(size: int) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct((size, 28, 28), jnp.float32)
+
+
+def _eval_graph(config: ModelConfig) -> tuple[nnx.GraphDef, nnx.State]:
+    """The eval-mode model's structure and its state's shapes, without creating any array."""
+    abstract = nnx.eval_shape(lambda: create_model(config))
+    abstract.eval()
+    return nnx.split(abstract)
+
+
+def _probabilities_fn(graphdef: nnx.GraphDef):
+    @jax.jit
+    def probabilities(state: nnx.State, images: jax.Array) -> jax.Array:
+        model = nnx.merge(graphdef, state)
+        return jax.nn.softmax(model(images[..., None]), axis=-1)
+
+    return probabilities
+
+
 class Predictor:
-    """Probabilities for batches of 28x28 images in [0, 1] (white ink on black, MNIST-style)."""
+    """Probabilities for batches of 28x28 images in [0, 1] (white ink on black, MNIST-style).
 
-    model: nnx.Module
-    info: dict
-    buckets: tuple[int, ...] = DEFAULT_BUCKETS
+    Each batch size in `buckets` is compiled once, ahead of time, into its own executable;
+    requests are padded up to the nearest bucket, so nothing compiles while serving."""
 
-    def __post_init__(self):
-        graphdef, state = nnx.split(self.model)
-
-        @jax.jit
-        def probabilities(state, images):
-            model = nnx.merge(graphdef, state)
-            return jax.nn.softmax(model(images[..., None]), axis=-1)
-
-        self._state = state
-        self._probabilities = probabilities
+    def __init__(self, model: nnx.Module, info: dict, buckets: tuple[int, ...] = DEFAULT_BUCKETS,
+                 _compiling: dict[int, Future] | None = None):
+        graphdef, self._state = nnx.split(model)
+        self.model, self.info, self.buckets = model, info, tuple(sorted(buckets))
+        self._probabilities = _probabilities_fn(graphdef)
+        self._executables: dict[int, Future] = dict(_compiling or {})
+        self._lock = threading.Lock()
 
     @classmethod
-    def from_checkpoint(cls, directory: str | Path,
-                        buckets: tuple[int, ...] = DEFAULT_BUCKETS) -> Predictor:
-        variables, info = load_inference(directory)
-        return cls(restore_model(variables, model_config_from_info(info)), info, buckets)
+    def from_checkpoint(cls, directory: str | Path, buckets: tuple[int, ...] = DEFAULT_BUCKETS,
+                        precompile: tuple[int, ...] = ()) -> Predictor:
+        """Loads an inference checkpoint. The batch sizes in `precompile` start compiling
+        before the arrays are read: XLA compiles from the model's shapes alone and without
+        holding the GIL, so on a cold start it runs alongside importing orbax and reading the
+        checkpoint instead of after them."""
+        info = checkpoint.read_info(directory)
+        config = model_config_from_info(info)
+        graphdef, abstract_state = _eval_graph(config)
+        probabilities = _probabilities_fn(graphdef)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdr-compile")
+        compiling = {size: pool.submit(lambda s=size: probabilities.lower(
+            abstract_state, _abstract_images(s)).compile()) for size in precompile}
+        pool.shutdown(wait=False)
+        variables, info = checkpoint.load_inference(directory)
+        return cls(restore_model(variables, config), info, buckets, compiling)
 
     def warmup(self, sizes: tuple[int, ...] | None = None) -> None:
         """Compiles the given batch sizes (default: every bucket) before traffic needs them."""
         for size in sizes or self.buckets:
-            self.predict(np.zeros((size, 28, 28), np.float32))
+            self._executable(size)
+
+    def _executable(self, size: int):
+        # The first caller for a size compiles it; callers for other sizes do not wait.
+        with self._lock:
+            pending = self._executables.get(size)
+            mine = pending is None
+            if mine:
+                pending = self._executables[size] = Future()
+        if mine:
+            try:
+                pending.set_result(self._probabilities.lower(
+                    self._state, _abstract_images(size)).compile())
+            except BaseException as e:
+                pending.set_exception(e)
+        return pending.result()
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """[N, 28, 28] float in [0, 1] -> [N, 10] float32 probabilities."""
@@ -77,6 +120,6 @@ class Predictor:
             size = next(b for b in self.buckets if b >= len(chunk))
             padded = np.zeros((size, 28, 28), np.float32)
             padded[:len(chunk)] = chunk
-            out.append(np.asarray(self._probabilities(self._state, jnp.asarray(padded)))[
-                :len(chunk)])
+            probabilities = self._executable(size)(self._state, jnp.asarray(padded))
+            out.append(np.asarray(probabilities)[:len(chunk)])
         return np.concatenate(out) if out else np.zeros((0, 10), np.float32)

@@ -5,6 +5,9 @@ in 28x28 so that their centre of mass is at the centre. This module decodes an u
 Pillow (EXIF orientation, alpha, palette, 16-bit, CMYK), decides the polarity, removes uneven
 lighting and paper tint, crops to the ink and rebuilds that format. `number` mode first cuts a
 line of handwriting into digits. Shared by the HTTP function, the CLI and the tests.
+
+scipy.ndimage is imported where it is used, not with the module: importing it takes ~0.3 s, which
+a serving cold start spends while XLA compiles the model (see `serving.create_service`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import io
 
 import numpy as np
 from PIL import Image, ImageOps
-from scipy import ndimage
 
 MAX_PIXELS = 25_000_000
 WORK_SIDE = 512  # Big photos are analysed at this size; a digit needs far fewer pixels.
@@ -171,6 +173,8 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
 
 def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
     """Drops specks: components far smaller than the largest one (dust, JPEG blocks)."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
     mask = ink > 0.15
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n == 0:
@@ -178,7 +182,7 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
     sizes = ndimage.sum_labels(mask, labels, range(1, n + 1))
     keep = np.zeros(n + 1, bool)
     keep[1:] = sizes >= max(0.05 * sizes.max(), 2)
-    if sizes.max() < 8 and mask.size > 2000:
+    if not keep.any() or (sizes.max() < 8 and mask.size > 2000):  # Only specks: noise.
         raise NoDigitFound()
     # Keep the faint anti-aliased rim around kept strokes too.
     kept = ndimage.binary_dilation(keep[labels], iterations=2)
@@ -188,6 +192,8 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
 def to_mnist(ink: np.ndarray) -> np.ndarray:
     """Ink crop (white on black, any size) -> 28x28: fit in 20x20 keeping the aspect ratio, then
     centre the centre of mass, as MNIST was made."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
     ys, xs = np.nonzero(ink > 0)
     if ys.size == 0:
         raise NoDigitFound()
@@ -251,31 +257,43 @@ def _scale_box(box, factor: float, w: int, h: int) -> tuple[int, int, int, int]:
 def segment_number(ink: np.ndarray) -> list[tuple[int, int]]:
     """Column ranges [x0, x1) of the digits of one line of handwriting, left to right.
 
-    Connected components, with pieces that overlap horizontally merged (a broken stroke, the
-    top bar of a 5), and components much wider than a digit split at the thinnest columns
-    (touching digits)."""
+    Connected components, then three repairs: pieces that overlap horizontally are merged (a
+    broken stroke); pieces much shorter than the line are fragments (the detached top bar of a
+    5, a break in a 1), joined to the nearest digit or, if far from every digit and small,
+    dropped; and pieces much wider than a digit are split at the thinnest columns (touching
+    digits)."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
     mask = ink > 0.15
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n == 0:
         raise NoDigitFound()
     sizes = ndimage.sum_labels(mask, labels, range(1, n + 1))
     objects = ndimage.find_objects(labels)
-    spans = [(sl[1].start, sl[1].stop, sl[0].start, sl[0].stop)
-             for sl, size in zip(objects, sizes, strict=True) if size >= 0.05 * sizes.max()]
-    spans.sort()
-    merged: list[list[int]] = []
-    for x0, x1, y0, y1 in spans:
-        if merged:
-            px0, px1, py0, py1 = merged[-1]
-            overlap = min(x1, px1) - max(x0, px0)
-            if overlap > 0.5 * min(x1 - x0, px1 - px0):
-                merged[-1] = [min(x0, px0), max(x1, px1), min(y0, py0), max(y1, py1)]
-                continue
-        merged.append([x0, x1, y0, y1])
-    line_height = max(y1 - y0 for _, _, y0, y1 in merged)
+    pieces = sorted([sl[1].start, sl[1].stop, sl[0].start, sl[0].stop, float(size)]
+                    for sl, size in zip(objects, sizes, strict=True)
+                    if size >= 0.05 * sizes.max())
+    merged: list[list[float]] = []
+    for piece in pieces:
+        if merged and _overlap(piece, merged[-1]) > 0.5 * min(piece[1] - piece[0],
+                                                              merged[-1][1] - merged[-1][0]):
+            merged[-1] = _union(merged[-1], piece)
+        else:
+            merged.append(piece)
+    line_height = max(y1 - y0 for _, _, y0, y1, _ in merged)
+    digits = [g for g in merged if g[3] - g[2] >= 0.5 * line_height] or merged
+    typical_area = float(np.median([g[4] for g in digits]))
+    for fragment in (g for g in merged if not any(g is d for d in digits)):
+        i = min(range(len(digits)), key=lambda j: -_overlap(fragment, digits[j]))
+        if -_overlap(fragment, digits[i]) <= 0.3 * line_height:  # Touching or close.
+            digits[i] = _union(digits[i], fragment)
+        elif fragment[4] >= 0.25 * typical_area:  # A small digit, not a speck.
+            digits.append(fragment)
+    digits.sort()
     columns = ink.sum(0)
     out: list[tuple[int, int]] = []
-    for x0, x1, _, _ in merged:
+    for x0, x1, *_ in digits:
+        x0, x1 = int(x0), int(x1)
         width = x1 - x0
         count = int(round(width / (0.75 * line_height))) if width > 1.1 * line_height else 1
         if count <= 1:
@@ -289,6 +307,15 @@ def segment_number(ink: np.ndarray) -> list[tuple[int, int]]:
         cuts.append(x1)
         out += list(zip(cuts[:-1], cuts[1:], strict=True))
     return out
+
+
+def _overlap(a: list[float], b: list[float]) -> float:
+    """Horizontal overlap of two [x0, x1, y0, y1, area] pieces; negative: the gap between."""
+    return min(a[1], b[1]) - max(a[0], b[0])
+
+
+def _union(a: list[float], b: list[float]) -> list[float]:
+    return [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]), a[4] + b[4]]
 
 
 def preprocess_number(grey: np.ndarray) -> list[Digit]:

@@ -256,9 +256,14 @@ def checkpoint_path() -> Path:
 def create_service() -> Service:
     """Load the model and compile the batch-1 shape (what a first request needs); the larger
     buckets compile in the background, so the first answer does not wait for them."""
-    predictor = Predictor.from_checkpoint(checkpoint_path())
+    predictor = Predictor.from_checkpoint(checkpoint_path(), precompile=(1,))
+    # While batch 1 compiles (XLA does not hold the GIL): a first request's imports and code.
+    pen = np.full((64, 96), 255, np.uint8)
+    pen[16:48, 20:26] = pen[16:48, 60:66] = 0
+    preprocess.preprocess_number(pen)
     predictor.warmup(predictor.buckets[:1])
-    threading.Thread(target=predictor.warmup, args=(predictor.buckets[1:],), daemon=True,
+    # Not a daemon: a process that exits while XLA compiles would abort instead of exiting.
+    threading.Thread(target=predictor.warmup, args=(predictor.buckets[1:],),
                      name="hdr-warmup").start()
     return Service(predictor, Limits.from_env(),
                    allowed_origins=os.environ.get("HDR_ALLOWED_ORIGINS", "*"),

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hdr_jax.augment import augment_batch
+from hdr_jax.augment import augment_batch, shift_images, tta_views
 from hdr_jax.config import AugmentConfig
 
 IDENTITY = AugmentConfig(max_rotation_deg=0, scale_range=(1.0, 1.0), max_shift_px=0,
@@ -55,3 +55,19 @@ def test_elastic_option_changes_images():
     keys = jax.random.split(jax.random.key(3), 2)
     elastic = dataclasses.replace(IDENTITY, elastic_alpha=34.0)
     assert not np.allclose(augment_batch(x, keys, elastic), x)
+
+
+def test_shift_images_moves_pixels_and_fills_black():
+    images = np.arange(2 * 4 * 5, dtype=np.uint8).reshape(2, 4, 5) + 1
+    down_left = shift_images(images, 1, -2)
+    np.testing.assert_array_equal(down_left[:, 1:, :3], images[:, :3, 2:])
+    assert (down_left[:, 0] == 0).all() and (down_left[:, :, 3:] == 0).all()
+    np.testing.assert_array_equal(shift_images(images, 0, 0), images)
+
+
+def test_tta_views_are_the_image_and_its_four_one_pixel_shifts():
+    images = np.zeros((1, 28, 28), np.uint8)
+    images[0, 10, 10] = 255
+    views = tta_views(images)
+    peaks = [tuple(int(i) for i in np.argwhere(v[0])[0]) for v in views]
+    assert peaks == [(10, 10), (9, 10), (11, 10), (10, 9), (10, 11)]

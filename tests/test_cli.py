@@ -1,7 +1,9 @@
 """The `train.py` command line: one-line errors with a non-zero exit, never a traceback."""
 
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from tests.conftest import run_cli, synthetic_mnist, write_idx_dataset
@@ -64,3 +66,31 @@ def test_train_export_evaluate_round_trip(tmp_path):
     assert "precision" in evaluated.stdout and "macro avg" in evaluated.stdout
     for png in ("confusion_matrix.png", "misclassified.png"):
         assert (tmp_path / "report" / png).stat().st_size > 1000
+    # An ensemble of a model with itself is that model; TTA evaluates each image once, still.
+    ensemble = run_cli("evaluate", "--checkpoint", str(tmp_path / "ck"), "--ensemble",
+                       str(tmp_path / "ck"), "--tta", *common)
+    assert ensemble.returncode == 0, ensemble.stderr[-2000:]
+    both = json.loads(ensemble.stdout.strip().splitlines()[-1])
+    assert both["models"] == 2 and both["tta"] is True and both["count"] == 203
+
+
+def test_tta_probabilities_are_the_mean_over_shifted_views():
+    from flax import nnx
+
+    from hdr_jax import cli
+    from hdr_jax.augment import tta_views
+    from hdr_jax.config import ModelConfig
+    from hdr_jax.data import Split
+    from hdr_jax.model import create_model
+
+    config = ModelConfig(conv_features=(8, 8, 8, 8, 8), dense_features=16)
+    _, params, stats = nnx.split(create_model(config, seed=3), nnx.Param, nnx.BatchStat)
+    variables = {"params": nnx.to_pure_dict(params), "batch_stats": nnx.to_pure_dict(stats)}
+    info = {"model": dataclasses.asdict(config)}
+    split = synthetic_mnist(n_train=8, n_test=40).test
+    report, tta = cli.evaluate_variables(variables, info, split, batch_size=16, tta=True)
+    singles = [cli.evaluate_variables(variables, info, Split(view, split.labels),
+                                      batch_size=16)[1] for view in tta_views(split.images)]
+    np.testing.assert_allclose(tta, np.mean(singles, axis=0), rtol=1e-5, atol=1e-7)
+    assert report["count"] == 40
+    assert report["accuracy"] == np.mean(tta.argmax(-1) == split.labels)

@@ -160,3 +160,34 @@ def test_number_segmentation_left_to_right_with_broken_and_touching_digits():
     assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)
     # The 7's pieces were merged (boxes are exact to the working resolution's pixel).
     assert abs(boxes[1][0] - 150) <= 2 and abs(boxes[1][2] - 200) <= 2
+
+
+def test_number_fragments_join_their_digit_and_far_specks_are_dropped():
+    img = np.zeros((120, 600), np.uint8)
+    img[20:100, 40:52] = 255                      # 1
+    img[40:100, 150:190] = 255                    # body of a "5" ...
+    img[52:88, 150:178] = 0
+    img[20:30, 176:226] = 255                     # ... its top bar, detached, mostly to the right
+    img[20:60, 320:328] = 255                     # a "1" broken and slanted: upper half ...
+    img[62:100, 312:320] = 255                    # ... lower half, shifted left
+    img[58:64, 440:446] = 255                     # a speck far from every digit
+    img[20:100, 520:532] = 255                    # 1
+    digits = preprocess.preprocess_number(preprocess.decode(_png(255 - img)))
+    boxes = [d.box for d in digits]
+    assert len(digits) == 4, boxes
+    assert abs(boxes[1][0] - 150) <= 2 and abs(boxes[1][2] - 226) <= 2  # Bar joined to the 5.
+    assert abs(boxes[2][0] - 312) <= 2 and abs(boxes[2][2] - 328) <= 2  # Halves joined.
+
+
+def test_random_noise_is_no_digit_or_a_digit_never_an_exception():
+    rng = np.random.default_rng(0)
+    for side in (5, 28, 64):
+        for _ in range(20):
+            grey = preprocess.decode(_png((rng.random((side, side)) * 255).astype(np.uint8)))
+            for fn in (preprocess.preprocess_digit, preprocess.preprocess_number):
+                try:
+                    out = fn(grey)
+                except preprocess.NoDigitFound:
+                    continue
+                assert all(d.image.shape == (28, 28) for d in
+                           (out if isinstance(out, list) else [out]))
