@@ -112,6 +112,9 @@ def measure_server(name: str, command_for_port, mnist: data.Mnist, seconds: floa
     url = f"http://127.0.0.1:{port}/"
     cold, proc = cold_start(command_for_port(port), port, png)
     colds.append(cold)
+    # Latency and throughput are of the steady state: after the first answer the larger batch
+    # shapes still compile in the background for about a second.
+    time.sleep(3)
     try:
 
         def latency(body, n):

@@ -254,3 +254,18 @@ def test_realistic_uploads_are_read_correctly(client, real_mnist):
         r = client.post("/", **_form(*files))
         got = np.array([x.get("digit", -1) for x in r.get_json()["results"]])
         assert np.mean(got == real_mnist.test.labels[idx]) >= 0.95, style
+
+
+def test_realistic_numbers_are_read_correctly(client, real_mnist):
+    """Numbers of 2-6 digits photographed on paper, as one batch in number mode: the issue's
+    96% target (these 100, seeded, read 99% right; the benchmark's 500 read 97.6%)."""
+    rng = np.random.default_rng(321)
+    files, expected = [], []
+    for _ in range(100):
+        idx = rng.integers(0, 10000, int(rng.integers(2, 7)))
+        files.append(number_upload([real_mnist.test.images[i] for i in idx], rng))
+        expected.append("".join(str(real_mnist.test.labels[i]) for i in idx))
+    r = client.post("/", **_form(*files, mode="number"))
+    assert r.status_code == 200
+    got = [x.get("number") for x in r.get_json()["results"]]
+    assert np.mean([g == e for g, e in zip(got, expected, strict=True)]) >= 0.96
