@@ -29,24 +29,25 @@ def model_config_from_info(info: dict) -> ModelConfig:
 
 def restore_model(variables: dict, config: ModelConfig) -> nnx.Module:
     """An AlexNet in eval mode holding `variables` ({'params', 'batch_stats'} pure dicts)."""
+    return _fill(_abstract_eval_model(config), variables)
+
+
+def _abstract_eval_model(config: ModelConfig) -> nnx.Module:
+    """The eval-mode model with shapes in place of arrays: nothing is initialised."""
     abstract = nnx.eval_shape(lambda: create_model(config))
+    abstract.eval()
+    return abstract
+
+
+def _fill(abstract: nnx.Module, variables: dict) -> nnx.Module:
     graphdef, params, batch_stats = nnx.split(abstract, nnx.Param, nnx.BatchStat)
     nnx.replace_by_pure_dict(params, variables["params"])
     nnx.replace_by_pure_dict(batch_stats, variables["batch_stats"])
-    model = nnx.merge(graphdef, params, batch_stats)
-    model.eval()
-    return model
+    return nnx.merge(graphdef, params, batch_stats)
 
 
 def _abstract_images(size: int) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct((size, 28, 28), jnp.float32)
-
-
-def _eval_graph(config: ModelConfig) -> tuple[nnx.GraphDef, nnx.State]:
-    """The eval-mode model's structure and its state's shapes, without creating any array."""
-    abstract = nnx.eval_shape(lambda: create_model(config))
-    abstract.eval()
-    return nnx.split(abstract)
 
 
 def _probabilities_fn(graphdef: nnx.GraphDef):
@@ -80,15 +81,15 @@ class Predictor:
         holding the GIL, so on a cold start it runs alongside importing orbax and reading the
         checkpoint instead of after them."""
         info = checkpoint.read_info(directory)
-        config = model_config_from_info(info)
-        graphdef, abstract_state = _eval_graph(config)
+        abstract = _abstract_eval_model(model_config_from_info(info))
+        graphdef, abstract_state = nnx.split(abstract)
         probabilities = _probabilities_fn(graphdef)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdr-compile")
         compiling = {size: pool.submit(lambda s=size: probabilities.lower(
             abstract_state, _abstract_images(s)).compile()) for size in precompile}
         pool.shutdown(wait=False)
         variables, info = checkpoint.load_inference(directory)
-        return cls(restore_model(variables, config), info, buckets, compiling)
+        return cls(_fill(abstract, variables), info, buckets, compiling)
 
     def warmup(self, sizes: tuple[int, ...] | None = None) -> None:
         """Compiles the given batch sizes (default: every bucket) before traffic needs them."""

@@ -83,6 +83,7 @@ class Service:
         self.allowed = [o.strip() for o in allowed_origins.split(",") if o.strip()] or ["*"]
         self.prediction_log = prediction_log
         self._log_lock = threading.Lock()
+        self.answered = threading.Event()  # Set once the first prediction has been made.
         info = predictor.info
         self.facts = {"status": "ok", "model": info.get("name", "hdr-jax"),
                       "test_accuracy": info.get("test_accuracy"), "step": info.get("step"),
@@ -226,6 +227,7 @@ class Service:
                 result = answers[0]
             results.append(result)
             self._log(raw, mode, result)
+        self.answered.set()
         if len(results) == 1:
             return results[0]
         for r in results:
@@ -253,21 +255,28 @@ def checkpoint_path() -> Path:
     return bundled if (bundled / "info.json").is_file() else REPO_CHECKPOINT
 
 
-def create_service() -> Service:
-    """Load the model and compile the batch-1 shape (what a first request needs); the larger
-    buckets compile in the background, so the first answer does not wait for them."""
+def create_service(idle_seconds: float = 2.0) -> Service:
+    """Load the model and compile the batch-1 shape (what a first request needs). The larger
+    buckets compile in the background once the first prediction is answered (or after
+    `idle_seconds` without one), so that first answer neither waits for them nor shares the
+    CPU with them."""
     predictor = Predictor.from_checkpoint(checkpoint_path(), precompile=(1,))
     # While batch 1 compiles (XLA does not hold the GIL): a first request's imports and code.
     pen = np.full((64, 96), 255, np.uint8)
     pen[16:48, 20:26] = pen[16:48, 60:66] = 0
     preprocess.preprocess_number(pen)
     predictor.warmup(predictor.buckets[:1])
+    service = Service(predictor, Limits.from_env(),
+                      allowed_origins=os.environ.get("HDR_ALLOWED_ORIGINS", "*"),
+                      prediction_log=os.environ.get("HDR_PREDICTION_LOG") or None)
+
+    def compile_the_rest() -> None:
+        service.answered.wait(timeout=idle_seconds)
+        predictor.warmup(predictor.buckets[1:])
+
     # Not a daemon: a process that exits while XLA compiles would abort instead of exiting.
-    threading.Thread(target=predictor.warmup, args=(predictor.buckets[1:],),
-                     name="hdr-warmup").start()
-    return Service(predictor, Limits.from_env(),
-                   allowed_origins=os.environ.get("HDR_ALLOWED_ORIGINS", "*"),
-                   prediction_log=os.environ.get("HDR_PREDICTION_LOG") or None)
+    threading.Thread(target=compile_the_rest, name="hdr-warmup").start()
+    return service
 
 
 class ColdStart:

@@ -269,3 +269,23 @@ def test_realistic_numbers_are_read_correctly(client, real_mnist):
     assert r.status_code == 200
     got = [x.get("number") for x in r.get_json()["results"]]
     assert np.mean([g == e for g, e in zip(got, expected, strict=True)]) >= 0.96
+
+
+def test_cold_start_compiles_batch_one_first_and_the_rest_after_the_first_answer(
+        shipped_checkpoint):
+    import time
+
+    from hdr_jax.serving import create_service
+
+    service = create_service(idle_seconds=600)
+    executables = service.predictor._executables
+
+    def compiled():
+        return sorted(size for size, done in executables.items() if done.done())
+
+    assert compiled() == [1]  # The rest waits for the first answer.
+    service.predict([_png(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))))])
+    deadline = time.monotonic() + 300
+    while compiled() != list(service.predictor.buckets) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert compiled() == [1, 8, 32, 128]
