@@ -50,6 +50,8 @@ def running(command: list[str], port: int, env: dict | None = None, path: str = 
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        proc.stderr.close()
 
 
 def function_command(port: int, source: Path = ROOT / "function" / "main.py") -> list[str]:
