@@ -36,7 +36,7 @@ class TrainConfig:
 
     data_dir: str | None = None  # Folder of IDX files; None means TFDS `mnist`.
     workdir: str = "workdir"
-    epochs: int = 15
+    epochs: int = 20  # Chosen on validation: 20 beat 15 (99.44% vs 99.38%); see BENCHMARKS.md.
     max_steps: int | None = None
     batch_size: int = 128  # Global batch, across every device of every process.
     learning_rate: float = 2e-3
