@@ -67,7 +67,7 @@ class TrainCheckpoints:
     def __init__(self, directory: str | Path, keep: int = 3, async_save: bool = True):
         from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 
-        ocp = _orbax()
+        self._ocp = ocp = _orbax()
         self.directory = Path(directory).absolute()
         policy = preservation.AnyPreservationPolicy([
             preservation.LatestN(n=keep),
@@ -93,14 +93,14 @@ class TrainCheckpoints:
 
     def save(self, step: int, state: Any, meta: dict, metrics: dict | None = None) -> None:
         meta = {**meta, "fingerprint": fingerprint(state)}
-        ocp = _orbax()
+        ocp = self._ocp
         self._manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), metrics=metrics)
 
     def restore(self, step: int, target: Any) -> tuple[Any, dict]:
         """Restores into the structure, shapes and shardings of `target` (abstract is fine)."""
         where = self.directory / str(step)
-        ocp = _orbax()
+        ocp = self._ocp
         try:
             restored = self._manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))

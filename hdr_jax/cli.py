@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import scipy.special
 from flax import nnx
 
 from hdr_jax import augment, data, metrics, parallel
@@ -107,23 +108,10 @@ def evaluate_variables(variables: dict, info: dict, split: data.Split, batch_siz
     evaluator = Evaluator(strategy, graphdef, max(n, batch_size // n * n))
     views = augment.tta_views(split.images) if tta else [split.images]
     probabilities = np.mean([
-        _softmax(evaluator(state, evaluator.put(data.Split(view, split.labels)),
-                           with_logits=True)["logits"])
+        scipy.special.softmax(evaluator(state, evaluator.put(data.Split(view, split.labels)),
+                                        with_logits=True)["logits"], axis=-1)
         for view in views], axis=0)
-    return report_from_probabilities(split.labels, probabilities), probabilities
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
-def report_from_probabilities(labels: np.ndarray, probabilities: np.ndarray) -> dict:
-    report = metrics.classification_report(labels, probabilities.argmax(-1))
-    picked = probabilities[np.arange(len(labels)), labels]
-    report["loss"] = float(-np.mean(np.log(np.maximum(picked, 1e-12))))
-    report["count"] = int(len(labels))
-    return report
+    return metrics.report_from_probabilities(split.labels, probabilities), probabilities
 
 
 def evaluate(checkpoint: str | None, data_dir: str | None, report_dir: str | None,
@@ -135,7 +123,7 @@ def evaluate(checkpoint: str | None, data_dir: str | None, report_dir: str | Non
     mnist = data.load_mnist(data_dir)
     probabilities = np.mean([evaluate_variables(variables, info, mnist.test, tta=tta)[1]
                              for variables, info in members], axis=0)
-    report = report_from_probabilities(mnist.test.labels, probabilities)
+    report = metrics.report_from_probabilities(mnist.test.labels, probabilities)
     predictions = probabilities.argmax(-1)
     if jax.process_index() == 0:
         print(metrics.format_report(report))

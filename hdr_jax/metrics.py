@@ -49,6 +49,16 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray,
     }
 
 
+def report_from_probabilities(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    """`classification_report` of the most probable classes, plus the mean cross-entropy
+    (`loss`) and the number of examples (`count`)."""
+    report = classification_report(labels, probabilities.argmax(-1))
+    picked = probabilities[np.arange(len(labels)), labels]
+    report["loss"] = float(-np.mean(np.log(np.maximum(picked, 1e-12))))
+    report["count"] = int(len(labels))
+    return report
+
+
 def format_report(report: dict) -> str:
     """The classic text classification report."""
     lines = [f"{'':>12}{'precision':>10}{'recall':>10}{'f1-score':>10}{'support':>10}", ""]
