@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="export: where to write the inference checkpoint")
     p.add_argument("--select", choices=["final", "best"], default="final",
                    help="export: the final checkpoint, or the best by validation accuracy")
+    p.add_argument("--batch-stats", choices=["precise", "running"], default="precise",
+                   help="export: re-estimate BatchNorm statistics on the clean training images "
+                        "(precise BN), or keep the running averages from training")
     p.add_argument("--report-dir", help="evaluate: write report PNGs and JSON here")
     p.add_argument("--tta", action="store_true",
                    help="evaluate: average over the image and its 1-pixel shifts")
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             cli.record_command(config.workdir)
             return cli.train(config, progress=not args.no_progress)
         if args.command == "export":
-            return cli.export(args.workdir or "workdir", args.out, args.data_dir, args.select)
+            return cli.export(args.workdir or "workdir", args.out, args.data_dir, args.select,
+                              args.batch_stats)
         return cli.evaluate(args.checkpoint, args.data_dir, args.report_dir, args.tta,
                             tuple(args.ensemble or ()))
     except cli.USER_ERRORS as e:

@@ -23,6 +23,7 @@ from hdr_jax.train import (
     TrainState,
     create_train_state,
     make_optimizer,
+    precise_batch_stats,
     train_and_evaluate,
 )
 
@@ -148,10 +149,14 @@ def evaluate(checkpoint: str | None, data_dir: str | None, report_dir: str | Non
 
 
 def export(workdir: str, out: str | None, data_dir: str | None = None,
-           select: str = "final") -> int:
+           select: str = "final", batch_stats: str = "precise") -> int:
     """Writes the workdir's final (or best-by-validation) checkpoint as a small inference
     checkpoint with metrics.json (test report, config, training command, data checksum, date)
     and the training curves.
+
+    `batch_stats="precise"` re-estimates the BatchNorm statistics on the run's own clean
+    training images (`train.precise_batch_stats`; chosen on validation, see BENCHMARKS.md);
+    "running" keeps the running averages of the checkpoint.
 
     The default is the final checkpoint: the schedule anneals the learning rate to ~0, so the
     last weights are the trained model, and a 5,000-image validation split cannot tell apart
@@ -163,7 +168,16 @@ def export(workdir: str, out: str | None, data_dir: str | None = None,
     mnist = data.load_mnist(data_dir or config.data_dir)
     info = {"name": "hdr-jax AlexNet-style CNN", "model": config.to_dict()["model"],
             "step": step}
+    train_split, val_split = data.holdout(mnist.train, config.validation_size, config.seed)
+    if config.train_limit:
+        train_split = train_split.take(slice(0, config.train_limit))
+    if batch_stats == "precise":
+        model = restore_model(variables, model_config_from_info(info))
+        variables = {**variables, "batch_stats": precise_batch_stats(
+            model, train_split.images, min(1000, len(train_split)))}
+    info["batch_stats"] = batch_stats
     report, _ = evaluate_variables(variables, info, mnist.test)
+    val_report = evaluate_variables(variables, info, val_split)[0] if len(val_split) else None
     info["test_accuracy"] = report["accuracy"]
     out_path = Path(out)
     save_inference(out_path, variables, info)
@@ -174,6 +188,9 @@ def export(workdir: str, out: str | None, data_dir: str | None = None,
         "weighted_avg": report["weighted_avg"], "confusion_matrix": report["confusion_matrix"],
         "selected_step": step, "selected_epoch_metrics": saved,
         "selection": "final checkpoint" if select == "final" else "best validation accuracy",
+        "batch_stats": ("re-estimated on the clean training images (precise BN)"
+                        if batch_stats == "precise" else "running averages from training"),
+        "val_accuracy": val_report["accuracy"] if val_report else None,
         "config": config.to_dict(),
         "train_command": command.read_text().strip() if command.is_file() else None,
         "data_source": mnist.source, "data_sha256": mnist.checksum(),
@@ -185,7 +202,8 @@ def export(workdir: str, out: str | None, data_dir: str | None = None,
         curves = workdir_path / "metrics.jsonl"
         if curves.is_file():
             (out_path / "metrics.jsonl").write_text(curves.read_text())
-    _print_json({"exported": str(out_path), "step": step, "accuracy": report["accuracy"]})
+    _print_json({"exported": str(out_path), "step": step, "batch_stats": batch_stats,
+                 "val_accuracy": summary["val_accuracy"], "accuracy": report["accuracy"]})
     return 0
 
 

@@ -125,6 +125,42 @@ def eval_step(graphdef: nnx.GraphDef, state: TrainState, images: jax.Array, labe
     return {**sums, "logits": logits}
 
 
+def precise_batch_stats(model: AlexNet, images: np.ndarray, batch_size: int = 1000) -> dict:
+    """BatchNorm statistics re-estimated on clean training images ("precise BN", Wu & Johnson
+    2021): the population mean and variance of every normalised layer, averaged over equal
+    batches, in place of the running averages kept while training.
+
+    Why: the running averages come from the last ~10 augmented batches, while the model is
+    evaluated and served on clean, centred digits. Returns the pure `batch_stats` dict."""
+    model = nnx.clone(model)
+    if model.norms is None:  # Local response normalisation keeps no statistics.
+        return nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
+    for norm in model.norms:
+        norm.momentum = 0.0  # The running statistics become exactly this batch's.
+    model.train()
+    graphdef, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+
+    @jax.jit
+    def moments(params: nnx.State, stats: nnx.State, batch: jax.Array) -> dict:
+        # No dropout keys: dropout stays off, as at inference.
+        _, batch_stats = apply_model(graphdef, params, stats, to_model_input(batch), train=True)
+        pure = nnx.to_pure_dict(batch_stats)
+        return jax.tree.map(lambda s: {"mean": s["mean"], "square": s["var"] + s["mean"] ** 2},
+                            pure, is_leaf=lambda x: isinstance(x, dict) and "var" in x)
+
+    batches = len(images) // batch_size
+    if batches == 0:
+        raise ValueError(f"precise BN needs at least {batch_size} images, got {len(images)}")
+    totals = None
+    for i in range(batches):
+        m = moments(params, stats, jnp.asarray(images[i * batch_size:(i + 1) * batch_size]))
+        totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
+    return jax.device_get(jax.tree.map(
+        lambda s: {"mean": s["mean"] / batches,
+                   "var": s["square"] / batches - (s["mean"] / batches) ** 2},
+        totals, is_leaf=lambda x: isinstance(x, dict) and "square" in x))
+
+
 @dataclasses.dataclass
 class Evaluator:
     """Evaluates on a device-resident split, counting each image exactly once on any number of

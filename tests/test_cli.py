@@ -50,18 +50,28 @@ def test_train_export_evaluate_round_trip(tmp_path):
                       "--validation-size", "64", "--width", "0.25", "--no-progress", *common)
     assert trained.returncode == 0, trained.stderr[-2000:]
     summary = json.loads(trained.stdout.strip().splitlines()[-1])
+    # Kept running statistics: the exported model is the trained one, figure for figure.
+    running = run_cli("export", "--workdir", str(tmp_path / "w"), "--out",
+                      str(tmp_path / "ck-running"), "--batch-stats", "running", *common)
+    assert running.returncode == 0, running.stderr[-2000:]
+    running_metrics = json.loads((tmp_path / "ck-running" / "metrics.json").read_text())
+    assert running_metrics["test_accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert running_metrics["val_accuracy"] == pytest.approx(summary["val_accuracy"])
+    # The default re-estimates BatchNorm statistics on the clean training images.
     exported = run_cli("export", "--workdir", str(tmp_path / "w"), "--out",
                        str(tmp_path / "ck"), *common)
     assert exported.returncode == 0, exported.stderr[-2000:]
     metrics = json.loads((tmp_path / "ck" / "metrics.json").read_text())
-    assert metrics["test_accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert "precise" in metrics["batch_stats"]
+    assert json.loads(exported.stdout.strip().splitlines()[-1])["accuracy"] == \
+        metrics["test_accuracy"]
     assert len(metrics["data_sha256"]) == 64 and metrics["train_command"].startswith("python")
     assert set(metrics["per_class"]) == {str(c) for c in range(10)}
     evaluated = run_cli("evaluate", "--checkpoint", str(tmp_path / "ck"), "--report-dir",
                         str(tmp_path / "report"), *common)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     last = json.loads(evaluated.stdout.strip().splitlines()[-1])
-    assert last["accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert last["accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert last["count"] == 203
     assert "precision" in evaluated.stdout and "macro avg" in evaluated.stdout
     for png in ("confusion_matrix.png", "misclassified.png"):

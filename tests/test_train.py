@@ -2,12 +2,20 @@ import dataclasses
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from hdr_jax import parallel
 from hdr_jax.config import AugmentConfig, ModelConfig, TrainConfig
-from hdr_jax.train import TrainingDiverged, train_and_evaluate
+from hdr_jax.model import MNIST_MEAN, MNIST_STD, create_model
+from hdr_jax.train import (
+    TrainingDiverged,
+    precise_batch_stats,
+    to_model_input,
+    train_and_evaluate,
+)
 from tests.conftest import synthetic_mnist
 
 SMALL = ModelConfig(conv_features=(8, 16, 16, 16, 16), dense_features=32)
@@ -100,3 +108,26 @@ def test_short_real_training_run_learns_mnist(tmp_path, real_mnist):
                                 strategy=parallel.MeshStrategy(devices=jax.devices()[:1]))
     # 64 steps on 4096 images; a broken model, optimiser or data path stays near 10%.
     assert result["test_accuracy"] >= 0.88
+
+
+def test_precise_batch_stats_are_the_population_statistics_of_clean_images():
+    images = synthetic_mnist(n_train=512).train.images
+    model = create_model(SMALL, seed=3)
+    before = nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
+    stats = precise_batch_stats(model, images, batch_size=128)  # 4 equal batches
+
+    # The first normalised layer sees the conv of the raw image, whatever the batching: its
+    # statistics must be exactly those of all 512 images at once.
+    x = (to_model_input(jnp.asarray(images)) - MNIST_MEAN) / MNIST_STD
+    first = np.asarray(model.convs[0](x))
+    np.testing.assert_allclose(stats["norms"][0]["mean"], first.mean((0, 1, 2)),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(stats["norms"][0]["var"], first.var((0, 1, 2)),
+                               rtol=1e-3, atol=1e-5)
+    for layer in stats["norms"].values():  # every layer re-estimated, variances positive
+        assert layer["mean"].shape == (layer["var"].shape) and (layer["var"] > 0).all()
+    assert not np.allclose(stats["norms"][4]["var"], before["norms"][4]["var"])
+    # The model passed in keeps its own statistics and its momentum.
+    after = nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
+    jax.tree.map(np.testing.assert_array_equal, before, after)
+    assert model.norms[0].momentum == 0.9

@@ -1,0 +1,66 @@
+"""Precise BN on finished runs: validation (and test) accuracy of each run's final checkpoint
+with the running BatchNorm averages kept while training, and with the statistics re-estimated
+on the run's own clean training images (`train.precise_batch_stats`, the export default).
+
+  python bench/precise_bn.py --data-dir DIR --models runs/recipe runs/recipe3 ...
+
+Choose on the validation columns; test is printed to be recorded, not to choose by.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--models", nargs="+", required=True, help="training workdirs")
+    args = parser.parse_args()
+
+    import jax
+
+    jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)  # as train.py does
+    from bench.common import header
+    from hdr_jax import cli, data
+    from hdr_jax.config import TrainConfig
+    from hdr_jax.inference import model_config_from_info, restore_model
+    from hdr_jax.train import precise_batch_stats
+
+    header("precise BN: running vs re-estimated BatchNorm statistics")
+    mnist = data.load_mnist(args.data_dir)
+    print(f"  {'run':<12} {'val':>7} {'val loss':>9} {'test':>7}   {'precise: val':>12} "
+          f"{'val loss':>9} {'test':>7}")
+    gains, lower_loss = [], 0
+    for workdir in args.models:
+        config = TrainConfig.from_dict(json.loads((Path(workdir) / "config.json").read_text()))
+        train_split, val_split = data.holdout(mnist.train, config.validation_size, config.seed)
+        variables, info = cli.load_any(workdir)
+        model = restore_model(variables, model_config_from_info(info))
+        precise = {**variables, "batch_stats": precise_batch_stats(model, train_split.images)}
+        row = []
+        for v in (variables, precise):
+            val = cli.evaluate_variables(v, info, val_split)[0] if len(val_split) else None
+            test = cli.evaluate_variables(v, info, mnist.test)[0]
+            row.append((val, test))
+        (val0, test0), (val1, test1) = row
+        pct = lambda r: "—" if r is None else f"{100 * r['accuracy']:.2f}%"
+        loss = lambda r: "—" if r is None else f"{r['loss']:.4f}"
+        print(f"  {Path(workdir).name:<12} {pct(val0):>7} {loss(val0):>9} {pct(test0):>7}   "
+              f"{pct(val1):>12} {loss(val1):>9} {pct(test1):>7}", flush=True)
+        if val0 is not None:
+            gains.append(val1["accuracy"] - val0["accuracy"])
+            lower_loss += val1["loss"] < val0["loss"]
+    if gains:
+        print(f"  validation: mean change {100 * sum(gains) / len(gains):+.3f} points over "
+              f"{len(gains)} runs; loss lower in {lower_loss} of {len(gains)}")
+
+
+if __name__ == "__main__":
+    main()
