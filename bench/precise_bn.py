@@ -31,7 +31,7 @@ def main() -> None:
     from hdr_jax import cli, data
     from hdr_jax.config import TrainConfig
     from hdr_jax.inference import model_config_from_info, restore_model
-    from hdr_jax.train import precise_batch_stats
+    from hdr_jax.train import precise_batch_stats, training_splits
 
     header("precise BN: running vs re-estimated BatchNorm statistics")
     mnist = data.load_mnist(args.data_dir)
@@ -40,7 +40,7 @@ def main() -> None:
     gains, lower_loss = [], 0
     for workdir in args.models:
         config = TrainConfig.from_dict(json.loads((Path(workdir) / "config.json").read_text()))
-        train_split, val_split = data.holdout(mnist.train, config.validation_size, config.seed)
+        train_split, val_split = training_splits(mnist, config)
         variables, info = cli.load_any(workdir)
         model = restore_model(variables, model_config_from_info(info))
         precise = {**variables, "batch_stats": precise_batch_stats(model, train_split.images)}

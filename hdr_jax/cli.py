@@ -25,6 +25,7 @@ from hdr_jax.train import (
     make_optimizer,
     precise_batch_stats,
     train_and_evaluate,
+    training_splits,
 )
 
 USER_ERRORS = (data.DataError, parallel.ParallelError, CheckpointError, TrainingDiverged,
@@ -168,9 +169,7 @@ def export(workdir: str, out: str | None, data_dir: str | None = None,
     mnist = data.load_mnist(data_dir or config.data_dir)
     info = {"name": "hdr-jax AlexNet-style CNN", "model": config.to_dict()["model"],
             "step": step}
-    train_split, val_split = data.holdout(mnist.train, config.validation_size, config.seed)
-    if config.train_limit:
-        train_split = train_split.take(slice(0, config.train_limit))
+    train_split, val_split = training_splits(mnist, config)
     if batch_stats == "precise":
         model = restore_model(variables, model_config_from_info(info))
         variables = {**variables, "batch_stats": precise_batch_stats(

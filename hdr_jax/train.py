@@ -157,7 +157,8 @@ def precise_batch_stats(model: AlexNet, images: np.ndarray, batch_size: int = 10
         totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
     return jax.device_get(jax.tree.map(
         lambda s: {"mean": s["mean"] / batches,
-                   "var": s["square"] / batches - (s["mean"] / batches) ** 2},
+                   # E[x^2] - E[x]^2 can round a hair below 0 for a dead channel.
+                   "var": jnp.maximum(s["square"] / batches - (s["mean"] / batches) ** 2, 0.0)},
         totals, is_leaf=lambda x: isinstance(x, dict) and "square" in x))
 
 
@@ -202,6 +203,14 @@ def _is_primary() -> bool:
     return jax.process_index() == 0
 
 
+def training_splits(dataset: data.Mnist, config: TrainConfig) -> tuple[data.Split, data.Split]:
+    """The (training, validation) images a run with `config` uses: export re-derives them."""
+    train_split, val_split = data.holdout(dataset.train, config.validation_size, config.seed)
+    if config.train_limit:
+        train_split = train_split.take(slice(0, config.train_limit))
+    return train_split, val_split
+
+
 def train_and_evaluate(config: TrainConfig, dataset: data.Mnist | None = None,
                        progress: bool = True, strategy: parallel.Strategy | None = None) -> dict:
     """Trains (resuming from `config.workdir` if it holds checkpoints) and returns the final
@@ -209,9 +218,7 @@ def train_and_evaluate(config: TrainConfig, dataset: data.Mnist | None = None,
     strategy = strategy or parallel.make_strategy(config.strategy)
     parallel.check_batch(config.batch_size, strategy.num_devices)
     dataset = dataset or data.load_mnist(config.data_dir)
-    train_split, val_split = data.holdout(dataset.train, config.validation_size, config.seed)
-    if config.train_limit:
-        train_split = train_split.take(slice(0, config.train_limit))
+    train_split, val_split = training_splits(dataset, config)
     steps_per_epoch = len(train_split) // config.batch_size
     if steps_per_epoch == 0:
         raise parallel.ParallelError(f"batch {config.batch_size} is larger than the "
