@@ -15,7 +15,7 @@ from flax import nnx
 
 from hdr_jax import augment, data, metrics, parallel
 from hdr_jax.checkpoint import CheckpointError, TrainCheckpoints, load_inference, save_inference
-from hdr_jax.config import TrainConfig
+from hdr_jax.config import ModelConfig, TrainConfig
 from hdr_jax.inference import model_config_from_info, restore_model
 from hdr_jax.train import (
     Evaluator,
@@ -116,6 +116,14 @@ def evaluate_variables(variables: dict, info: dict, split: data.Split, batch_siz
     return metrics.report_from_probabilities(split.labels, probabilities), probabilities
 
 
+def with_precise_batch_stats(variables: dict, model_config: ModelConfig,
+                             images: np.ndarray) -> dict:
+    """`variables` with the BatchNorm statistics re-estimated on `images`
+    (`train.precise_batch_stats`); the parameters are the same arrays."""
+    model = restore_model(variables, model_config)
+    return {**variables, "batch_stats": precise_batch_stats(model, images)}
+
+
 def evaluate(checkpoint: str | None, data_dir: str | None, report_dir: str | None,
              tta: bool = False, ensemble: tuple[str, ...] = ()) -> int:
     """Test-set report of one model, or with `ensemble` the mean of several models'
@@ -171,9 +179,7 @@ def export(workdir: str, out: str | None, data_dir: str | None = None,
             "step": step}
     train_split, val_split = training_splits(mnist, config)
     if batch_stats == "precise":
-        model = restore_model(variables, model_config_from_info(info))
-        variables = {**variables, "batch_stats": precise_batch_stats(
-            model, train_split.images, min(1000, len(train_split)))}
+        variables = with_precise_batch_stats(variables, config.model, train_split.images)
     info["batch_stats"] = batch_stats
     report, _ = evaluate_variables(variables, info, mnist.test)
     val_report = evaluate_variables(variables, info, val_split)[0] if len(val_split) else None

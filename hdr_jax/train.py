@@ -148,9 +148,10 @@ def precise_batch_stats(model: AlexNet, images: np.ndarray, batch_size: int = 10
         return jax.tree.map(lambda s: {"mean": s["mean"], "square": s["var"] + s["mean"] ** 2},
                             pure, is_leaf=lambda x: isinstance(x, dict) and "var" in x)
 
-    batches = len(images) // batch_size
-    if batches == 0:
-        raise ValueError(f"precise BN needs at least {batch_size} images, got {len(images)}")
+    if len(images) == 0:
+        raise ValueError("precise BN needs training images, got none")
+    batch_size = min(batch_size, len(images))
+    batches = len(images) // batch_size  # Equal batches; a remainder under one batch is left out.
     totals = None
     for i in range(batches):
         m = moments(params, stats, jnp.asarray(images[i * batch_size:(i + 1) * batch_size]))
