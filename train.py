@@ -2,6 +2,7 @@
 """hdr-jax training and evaluation entry point. Parses flags, then calls the library.
 
   python train.py --data-dir DIR --workdir runs/a            # train (resumes if runs/a has state)
+  python train.py --preset fast --data-dir DIR --workdir runs/f   # the accelerator recipe
   python train.py evaluate --checkpoint checkpoints/alexnet-mnist --data-dir DIR
   python train.py export --workdir runs/a --out checkpoints/alexnet-mnist
 """
@@ -10,23 +11,31 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
+import shlex
 import sys
+from pathlib import Path
 
-from hdr_jax.config import TrainConfig
+from hdr_jax.config import PRESETS, ConfigError, TrainConfig, preset
 
 _FLAGS = {  # flag -> TrainConfig field
     "data_dir": str, "workdir": str, "epochs": int, "max_steps": int, "batch_size": int,
-    "learning_rate": float, "weight_decay": float, "label_smoothing": float, "strategy": str,
-    "seed": int, "validation_size": int, "train_limit": int, "eval_batch_size": int,
-    "checkpoint_every_steps": int, "keep_checkpoints": int, "log_every_steps": int,
+    "learning_rate": float, "weight_decay": float, "warmup_epochs": float,
+    "label_smoothing": float, "strategy": str, "seed": int, "validation_size": int,
+    "train_limit": int, "eval_batch_size": int, "checkpoint_every_steps": int,
+    "keep_checkpoints": int, "log_every_steps": int,
 }
+COMPILATION_CACHE = Path(os.environ.get("HDR_COMPILATION_CACHE",
+                                        Path.home() / ".cache" / "hdr-jax" / "xla"))
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("command", nargs="?", default="train", choices=["train", "evaluate", "export"])
+    p.add_argument("--preset", choices=list(PRESETS), default="default",
+                   help="a named recipe; the flags below override its fields")
     for name, kind in _FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
                        choices=["mesh", "pmap"] if name == "strategy" else None)
@@ -44,10 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", help="evaluate: write report PNGs and JSON here")
     p.add_argument("--tta", action="store_true",
                    help="evaluate: average over the image and its 1-pixel shifts")
-    p.add_argument("--ensemble", nargs="+", metavar="CHECKPOINT",
+    p.add_argument("--ensemble", nargs="+", metavar="CHECKPOINT", default=[],
                    help="evaluate: average these models' probabilities with --checkpoint's")
     p.add_argument("--cpu-devices", type=int,
-                   help="CPU devices to emulate (default: one per core; see BENCHMARKS.md)")
+                   help="CPU devices to emulate (default: the most, up to one per core, that "
+                        "divide the batch; see BENCHMARKS.md)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="GPU: XLA's deterministic ops, for bit-identical reruns (slower)")
+    p.add_argument("--compilation-cache", default=str(COMPILATION_CACHE),
+                   help="persistent XLA compilation cache ('' turns it off); default "
+                        "$HDR_COMPILATION_CACHE or ~/.cache/hdr-jax/xla")
     p.add_argument("--coordinator-address", help="multi-process: host:port of process 0")
     p.add_argument("--num-processes", type=int)
     p.add_argument("--process-id", type=int)
@@ -57,52 +72,122 @@ def _parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     overrides = {k: getattr(args, k) for k in _FLAGS if getattr(args, k) is not None}
-    config = dataclasses.replace(TrainConfig(), **overrides)
+    config = dataclasses.replace(preset(args.preset), **overrides)
     model, aug = config.model, config.augment
     if args.dropout is not None:
         model = dataclasses.replace(model, dropout_rate=args.dropout)
     if args.width is not None:
         model = dataclasses.replace(
-            model, conv_features=tuple(max(1, round(c * args.width)) for c in model.conv_features),
-            dense_features=max(1, round(model.dense_features * args.width)))
+            model, conv_features=tuple(round(c * args.width) for c in model.conv_features),
+            dense_features=round(model.dense_features * args.width))
     if args.no_augment:
         aug = dataclasses.replace(aug, enabled=False)
     if args.elastic_alpha is not None:
         aug = dataclasses.replace(aug, elastic_alpha=args.elastic_alpha)
-    return dataclasses.replace(config, model=model, augment=aug)
+    return dataclasses.replace(config, model=model, augment=aug).validate()
+
+
+def _set_up_jax(args: argparse.Namespace, config: TrainConfig) -> None:
+    """Everything that must happen before JAX starts its backends."""
+    if args.cpu_devices is not None and args.cpu_devices < 1:
+        raise ConfigError("--cpu-devices must be at least 1")
+    if args.deterministic:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                   + " --xla_gpu_deterministic_ops=true").strip()
+    import jax
+
+    from hdr_jax import parallel
+
+    cores = os.cpu_count() or 1
+    parallel.use_cpu_devices(args.cpu_devices or parallel.cpu_device_count(cores,
+                                                                            config.batch_size))
+    if args.compilation_cache:
+        # A second run (or a second process) loads the compiled steps instead of compiling.
+        jax.config.update("jax_compilation_cache_dir", args.compilation_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    parallel.initialize_distributed(args.coordinator_address, args.num_processes,
+                                    args.process_id)
+    if jax.default_backend() == "cpu" and not args.cpu_devices and parallel.is_primary():
+        logging.info("CPU: %d emulated devices (the most, up to %d cores, that divide batch %d)",
+                     jax.local_device_count(), cores, config.batch_size)
+
+
+def _print_json(obj: dict) -> None:
+    from hdr_jax import parallel
+
+    if parallel.is_primary():
+        print(json.dumps(obj), flush=True)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from hdr_jax import data, evaluate, metrics, parallel
+
+    if not args.checkpoint:
+        raise ConfigError("--checkpoint is required (an inference checkpoint or a workdir)")
+    members = [evaluate.load_model(path) for path in (args.checkpoint, *args.ensemble)]
+    split = data.load_mnist(args.data_dir).test
+    report, probabilities = evaluate.evaluate_models(members, split, args.tta)
+    predictions = probabilities.argmax(-1)
+    if parallel.is_primary():
+        print(metrics.format_report(report))
+        print(metrics.format_confusion_matrix(report["confusion_matrix"]))
+        if args.report_dir:
+            metrics.write_report_dir(args.report_dir, report, split, probabilities,
+                                     Path(args.checkpoint) / "metrics.jsonl")
+            print(f"\npictures and report.json written to {args.report_dir}")
+    _print_json({"accuracy": report["accuracy"], "count": report["count"],
+                 "errors": int((predictions != split.labels).sum()), "loss": report["loss"],
+                 "tta": args.tta, "models": 1 + len(args.ensemble)})
+
+
+def _run(args: argparse.Namespace, config: TrainConfig) -> None:
+    if args.command == "train":
+        from hdr_jax.train import train_and_evaluate
+
+        result = train_and_evaluate(config, progress=not args.no_progress,
+                                    command=shlex.join(["python", *sys.argv]))
+        _print_json({k: v for k, v in result.items() if isinstance(v, int | float)})
+    elif args.command == "export":
+        from hdr_jax import evaluate
+
+        if not args.out:
+            raise ConfigError("--out is required: where to write the inference checkpoint")
+        summary = evaluate.export(args.workdir or "workdir", args.out, args.data_dir,
+                                  args.select, args.batch_stats)
+        _print_json({"exported": args.out, "step": summary["selected_step"],
+                     "batch_stats": args.batch_stats, "val_accuracy": summary["val_accuracy"],
+                     "accuracy": summary["test_accuracy"]})
+    else:
+        _evaluate(args)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The project's own error types: bad flags, data, devices, checkpoints, divergence."""
+    from hdr_jax import data, parallel
+    from hdr_jax.checkpoint import CheckpointError
+    from hdr_jax.train import TrainingDiverged
+
+    return (ConfigError, data.DataError, parallel.ParallelError, CheckpointError,
+            TrainingDiverged)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
-    import jax
-
-    # On a CPU host XLA runs one device's step with little parallelism across ops; one
-    # emulated device per core runs the batch's shards side by side (1.25x here, and the same
-    # numbers: results do not depend on the device count). Accelerator hosts are unaffected.
-    jax.config.update("jax_num_cpu_devices", args.cpu_devices or os.cpu_count() or 1)
-    from hdr_jax import cli
-
     try:
-        from hdr_jax.parallel import initialize_distributed
-
-        initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
-        if args.command == "train":
-            config = config_from_args(args)
-            cli.record_command(config.workdir)
-            return cli.train(config, progress=not args.no_progress)
-        if args.command == "export":
-            return cli.export(args.workdir or "workdir", args.out, args.data_dir, args.select,
-                              args.batch_stats)
-        return cli.evaluate(args.checkpoint, args.data_dir, args.report_dir, args.tta,
-                            tuple(args.ensemble or ()))
-    except cli.USER_ERRORS as e:
+        config = config_from_args(args)
+        _set_up_jax(args, config)
+        _run(args, config)
+    except Exception as e:
+        if not isinstance(e, _user_errors()):
+            raise  # A bug of ours: the traceback is what a maintainer needs.
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    return 0
 
 
 if __name__ == "__main__":

@@ -24,6 +24,30 @@ def header(title: str) -> None:
     print(f"# {title}\n# {datetime.datetime.now():%Y-%m-%d %H:%M} | {machine()}", flush=True)
 
 
+def train_stepper(strategy, config, images, labels, length: int = 1):
+    """The real training step (`steps.train_step`, compiled by the strategy exactly as the loop
+    compiles it) over `images`/`labels` on the strategy's devices: `step()` dispatches `length`
+    steps as one call and returns their metrics without waiting for them."""
+    import jax
+
+    from hdr_jax.steps import create_train_state, make_optimizer, train_step
+
+    steps_per_epoch = len(labels) // config.batch_size
+    tx = make_optimizer(config, steps_per_epoch)
+    graphdef, host = create_train_state(config, tx, strategy.bn_axis_name)
+    fn = strategy.compile_train(lambda s, *a: train_step(graphdef, tx, config, s, *a),
+                                config.batch_size, steps_per_epoch)
+    on_device = strategy.replicate((images, labels))
+    perm = strategy.permutation(jax.random.key(0), len(labels))
+    holder = {"state": strategy.replicate(host)}
+
+    def step():
+        holder["state"], metrics = fn(holder["state"], *on_device, perm, length)
+        return metrics
+
+    return step
+
+
 def median_rate(fn, items_per_call: int, calls: int, repeats: int) -> float:
     """Median over `repeats` of items/s for `calls` calls of `fn` (fn blocks until done)."""
     rates = []

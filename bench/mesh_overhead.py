@@ -12,34 +12,24 @@ from pathlib import Path
 
 import jax
 
-jax.config.update("jax_num_cpu_devices", 8)
+jax.config.update("jax_num_cpu_devices", 8)  # before JAX starts
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from bench.common import header, median_rate  # noqa: E402
+from bench.common import header, median_rate, train_stepper  # noqa: E402
 from hdr_jax import parallel  # noqa: E402
 from hdr_jax.config import TrainConfig  # noqa: E402
-from hdr_jax.train import create_train_state, make_optimizer, train_step  # noqa: E402
 
 
 def stepper(strategy, batch: int):
-    config = TrainConfig(batch_size=batch)
-    tx = make_optimizer(config, 100)
-    graphdef, host = create_train_state(config, tx, strategy.bn_axis_name)
-    fn = strategy.compile_train(lambda s, *a: train_step(graphdef, tx, config, s, *a), batch, 8)
     rng = np.random.default_rng(0)
-    images, labels = strategy.replicate((rng.integers(0, 255, (batch * 8, 28, 28), np.uint8),
-                                         rng.integers(0, 10, batch * 8).astype(np.int32)))
-    perm = strategy.replicate(np.arange(batch * 8, dtype=np.int32))
-    holder = {"state": strategy.replicate(host)}
-
-    def step():
-        holder["state"], metrics = fn(holder["state"], images, labels, perm)
-        jax.block_until_ready(metrics)
-
-    step()
-    return step
+    step = train_stepper(strategy, TrainConfig(batch_size=batch),
+                         rng.integers(0, 255, (batch * 8, 28, 28), np.uint8),
+                         rng.integers(0, 10, batch * 8).astype(np.int32))
+    blocking = lambda: jax.block_until_ready(step())
+    blocking()
+    return blocking
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Precise BN on finished runs: validation (and test) accuracy of each run's final checkpoint
 with the running BatchNorm averages kept while training, and with the statistics re-estimated
-on the run's own clean training images (`train.precise_batch_stats`, the export default).
+on the run's own clean training images (`evaluate.precise_batch_stats`, the export default).
 
   python bench/precise_bn.py --data-dir DIR --models runs/recipe runs/recipe3 ...
 
@@ -25,13 +25,12 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", required=True, help="training workdirs")
     args = parser.parse_args()
 
-    import jax
+    from hdr_jax import parallel
 
-    jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)  # as train.py does
+    parallel.use_cpu_devices(os.cpu_count() or 1)  # as train.py does for batch 128
     from bench.common import header
-    from hdr_jax import cli, data
+    from hdr_jax import data, evaluate
     from hdr_jax.config import TrainConfig
-    from hdr_jax.train import training_splits
 
     header("precise BN: running vs re-estimated BatchNorm statistics")
     mnist = data.load_mnist(args.data_dir)
@@ -40,15 +39,15 @@ def main() -> None:
     gains, lower_loss, seconds = [], 0, []
     for workdir in args.models:
         config = TrainConfig.from_dict(json.loads((Path(workdir) / "config.json").read_text()))
-        train_split, val_split = training_splits(mnist, config)
-        variables, info = cli.load_any(workdir)
+        train_split, val_split = data.training_splits(mnist, config)
+        variables, info = evaluate.load_model(workdir)
         start = time.perf_counter()
-        precise = cli.with_precise_batch_stats(variables, config.model, train_split.images)
+        precise = evaluate.with_precise_batch_stats(variables, config.model, train_split.images)
         seconds.append(time.perf_counter() - start)
         row = []
         for v in (variables, precise):
-            val = cli.evaluate_variables(v, info, val_split)[0] if len(val_split) else None
-            test = cli.evaluate_variables(v, info, mnist.test)[0]
+            val = evaluate.evaluate_variables(v, info, val_split)[0] if len(val_split) else None
+            test = evaluate.evaluate_variables(v, info, mnist.test)[0]
             row.append((val, test))
         (val0, test0), (val1, test1) = row
         pct = lambda r: "—" if r is None else f"{100 * r['accuracy']:.2f}%"

@@ -17,11 +17,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from bench.common import header, median_rate  # noqa: E402
+from bench.common import header, median_rate, train_stepper  # noqa: E402
 from hdr_jax import model as model_lib  # noqa: E402
 from hdr_jax import parallel  # noqa: E402
 from hdr_jax.config import AugmentConfig, TrainConfig  # noqa: E402
-from hdr_jax.train import create_train_state, make_optimizer, train_step  # noqa: E402
 
 
 def jax_stepper(batch: int, augment: bool, pool: str, devices: int = 1):
@@ -32,21 +31,11 @@ def jax_stepper(batch: int, augment: bool, pool: str, devices: int = 1):
         nnx.max_pool = lambda x, *args, **kwargs: strided_max_pool(x)
     config = TrainConfig(batch_size=batch, augment=AugmentConfig(enabled=augment))
     strategy = parallel.MeshStrategy(devices=jax.devices()[:devices])
-    tx = make_optimizer(config, 100)
-    graphdef, host = create_train_state(config, tx)
-    state = strategy.replicate(host)
-    fn = strategy.compile_train(
-        lambda s, *a: train_step(graphdef, tx, config, s, *a), batch, 8)
     rng = np.random.default_rng(0)
-    images, labels = strategy.replicate((rng.integers(0, 255, (batch * 8, 28, 28), np.uint8),
-                                         rng.integers(0, 10, batch * 8).astype(np.int32)))
-    perm = strategy.replicate(np.arange(batch * 8, dtype=np.int32))
-    holder = {"state": state}
-
-    def step():
-        holder["state"], metrics = fn(holder["state"], images, labels, perm)
-        jax.block_until_ready(metrics)
-
+    dispatch = train_stepper(strategy, config,
+                             rng.integers(0, 255, (batch * 8, 28, 28), np.uint8),
+                             rng.integers(0, 10, batch * 8).astype(np.int32))
+    step = lambda: jax.block_until_ready(dispatch())
     step()  # Compiles with whichever pool is in place, then puts the original back.
     nnx.max_pool = original_pool
     return step
@@ -67,7 +56,8 @@ def strided_max_pool(x: jax.Array) -> jax.Array:
     return out
 
 
-def torch_stepper(batch: int):
+def torch_stepper(batch: int, device: str = "cpu"):
+    """The same architecture in PyTorch (eager), one AdamW step per call, on `device`."""
     import torch
     from torch import nn
 
@@ -83,15 +73,20 @@ def torch_stepper(batch: int):
                         nn.ReLU(), nn.Dropout(cfg.dropout_rate),
                         nn.Linear(cfg.dense_features, cfg.dense_features), nn.ReLU(),
                         nn.Dropout(cfg.dropout_rate), nn.Linear(cfg.dense_features, 10))
+    net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=5e-4)
-    x = torch.rand(batch, 1, 28, 28)
-    y = torch.randint(0, 10, (batch,))
+    x = torch.rand(batch, 1, 28, 28, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
 
     def step():
         opt.zero_grad()
         loss = nn.functional.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
 
     step()
     return step, torch.get_num_threads(), torch.__version__

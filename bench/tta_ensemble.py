@@ -21,14 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
+from hdr_jax import parallel  # noqa: E402
 
-jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)  # As train.py does.
+parallel.use_cpu_devices(os.cpu_count() or 1)  # As train.py does for batch 128.
 
 import numpy as np  # noqa: E402
 
 from bench.common import header  # noqa: E402
-from hdr_jax import cli, data  # noqa: E402
+from hdr_jax import data, evaluate  # noqa: E402
 from hdr_jax.config import TrainConfig  # noqa: E402
 
 
@@ -52,9 +52,10 @@ def main() -> None:
     _, val = data.holdout(mnist.train, configs[0].validation_size, configs[0].seed)
     rows, probs = [], {}
     for model in args.models:
-        variables, info = cli.load_any(model)
+        variables, info = evaluate.load_model(model)
         for tta in (False, True):
-            probs[model, tta] = {name: cli.evaluate_variables(variables, info, split, tta=tta)[1]
+            probs[model, tta] = {name: evaluate.evaluate_variables(variables, info, split,
+                                                                 tta=tta)[1]
                                  for name, split in (("val", val), ("test", mnist.test))}
             rows.append((f"{model}{' + TTA' if tta else ''}", probs[model, tta]))
     if len(args.models) > 1:

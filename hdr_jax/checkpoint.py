@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from hdr_jax.parallel import to_host
+from hdr_jax.parallel import is_primary, to_host
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def save_inference(directory: str | Path, variables: dict, info: dict) -> None:
     with _orbax().StandardCheckpointer() as ckptr:
         ckptr.save(directory / "variables", host, force=True)
         ckptr.wait_until_finished()
-    if jax.process_index() == 0:
+    if is_primary():
         tmp = directory / "info.json.tmp"
         tmp.write_text(json.dumps(info, indent=2, sort_keys=True))
         tmp.replace(directory / "info.json")

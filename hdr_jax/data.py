@@ -10,9 +10,14 @@ import dataclasses
 import gzip
 import hashlib
 import os
+import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from hdr_jax.config import TrainConfig
 
 DATA_DIR_ENV = "HDR_DATA_DIR"
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
@@ -69,8 +74,9 @@ def read_idx(path: str | os.PathLike, expected_magic: int) -> np.ndarray:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: cannot read ({e})") from None
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+        # zlib.error: a damaged gzip stream (a flipped byte fails its CRC or its inflation).
+        raise DataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
     if len(raw) < 8:
         raise DataError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
     magic = int.from_bytes(raw[:4], "big")
@@ -173,3 +179,30 @@ def holdout(train: Split, size: int, seed: int) -> tuple[Split, Split]:
         raise DataError(f"validation size {size} leaves no training images")
     order = np.random.default_rng(seed).permutation(len(train))
     return train.take(np.sort(order[size:])), train.take(np.sort(order[:size]))
+
+
+def write_idx_dir(folder: str | os.PathLike, mnist: Mnist) -> Path:
+    """Writes `mnist` as the four classic gzipped IDX files (what `load_idx_dir` reads)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def idx(magic: int, array: np.ndarray) -> bytes:
+        dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+        return magic.to_bytes(4, "big") + dims + array.astype(np.uint8).tobytes()
+
+    arrays = {"train_images": (IMAGES_MAGIC, mnist.train.images),
+              "train_labels": (LABELS_MAGIC, mnist.train.labels),
+              "test_images": (IMAGES_MAGIC, mnist.test.images),
+              "test_labels": (LABELS_MAGIC, mnist.test.labels)}
+    for key, (magic, array) in arrays.items():
+        (folder / f"{_FILES[key]}.gz").write_bytes(gzip.compress(idx(magic, array), mtime=0))
+    return folder
+
+
+def training_splits(dataset: Mnist, config: TrainConfig) -> tuple[Split, Split]:
+    """The (training, validation) images a run with `config` uses; export and the benchmarks
+    re-derive them from the same config."""
+    train_split, val_split = holdout(dataset.train, config.validation_size, config.seed)
+    if config.train_limit:
+        train_split = train_split.take(slice(0, config.train_limit))
+    return train_split, val_split

@@ -71,6 +71,26 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def format_confusion_matrix(cm: list[list[int]]) -> str:
+    lines = ["", "confusion matrix (rows: true, columns: predicted)"]
+    lines += [f"  {c}: " + " ".join(f"{v:5d}" for v in row) for c, row in enumerate(cm)]
+    return "\n".join(lines)
+
+
+def write_report_dir(out: str | Path, report: dict, split, probabilities: np.ndarray,
+                     curves: str | Path | None = None) -> None:
+    """report.json, the confusion matrix, the misclassified digits and (given a run's
+    metrics.jsonl) the training curves, as files in `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_confusion_matrix(np.array(report["confusion_matrix"]), out / "confusion_matrix.png")
+    plot_misclassified(split.images, split.labels, probabilities.argmax(-1),
+                       probabilities.max(-1), out / "misclassified.png")
+    if curves is not None:
+        plot_training_curves(curves, out / "training_curves.png")
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+
+
 def _pyplot():
     import matplotlib
 

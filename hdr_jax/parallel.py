@@ -9,7 +9,8 @@ A step function has the signature
     step_fn(state, images, labels, positions, axis_name) -> (state, metrics)
 where `positions` are the examples' indices within the global batch (they seed per-example
 randomness, which is what makes every strategy and device count compute the same numbers) and
-`axis_name` is the pmap axis to average over, or None under jit.
+`axis_name` is the pmap axis to average over, or None under jit. `compile_train` runs a chunk
+of such steps in one dispatch (`lax.scan`), so the host does nothing per step at all.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ class MeshStrategy:
         return state
 
     def compile_train(self, step_fn: Callable, batch_size: int, steps_per_epoch: int) -> Callable:
-        def fn(state, images, labels, perm):
+        """fn(state, images, labels, perm, length) -> (state, metrics stacked over `length`
+        steps): `length` steps of one epoch in one dispatch (one compile per length)."""
+        def one_step(state, images, labels, perm):
             start = (state.step % steps_per_epoch) * batch_size
             idx = jax.lax.dynamic_slice_in_dim(perm, start, batch_size)
             # Sharding the indices first makes each device gather only its own examples.
@@ -85,16 +88,20 @@ class MeshStrategy:
             positions = jax.lax.with_sharding_constraint(jnp.arange(batch_size), self.sharded)
             return step_fn(state, images[idx], labels[idx], positions, None)
 
-        return jax.jit(fn, donate_argnums=0,
+        def chunk(state, images, labels, perm, length):
+            return jax.lax.scan(lambda s, _: one_step(s, images, labels, perm), state,
+                                length=length)
+
+        return jax.jit(chunk, static_argnums=4, donate_argnums=0,
                        out_shardings=(self.replicated, self.replicated))
 
     def compile_eval(self, eval_fn: Callable, batch_size: int) -> Callable:
-        def fn(state, images, labels, batch_index):
+        def fn(variables, images, labels, batch_index):
             idx = batch_index * batch_size + jnp.arange(batch_size)
             idx = jax.lax.with_sharding_constraint(idx, self.sharded)
             mask = idx < labels.shape[0]
             idx = jnp.minimum(idx, labels.shape[0] - 1)
-            return eval_fn(state, images[idx], labels[idx], mask, None)
+            return eval_fn(variables, images[idx], labels[idx], mask, None)
 
         return jax.jit(fn, out_shardings=self.replicated)
 
@@ -145,24 +152,29 @@ class PmapStrategy:
     def compile_train(self, step_fn: Callable, batch_size: int, steps_per_epoch: int) -> Callable:
         local = batch_size // self.num_devices
 
-        def fn(state, images, labels, perm, device):
+        def one_step(state, images, labels, perm, device):
             start = (state.step % steps_per_epoch) * batch_size + device * local
             idx = jax.lax.dynamic_slice_in_dim(perm, start, local)
             positions = device * local + jnp.arange(local)
             return step_fn(state, images[idx], labels[idx], positions, AXIS)
 
-        pmapped = jax.pmap(fn, axis_name=AXIS, donate_argnums=0, devices=self._pmap_devices)
-        return lambda state, images, labels, perm: pmapped(state, images, labels, perm,
-                                                           self._device_index)
+        def chunk(state, images, labels, perm, device, length):
+            return jax.lax.scan(lambda s, _: one_step(s, images, labels, perm, device), state,
+                                length=length)
+
+        pmapped = jax.pmap(chunk, axis_name=AXIS, donate_argnums=0, static_broadcasted_argnums=5,
+                           devices=self._pmap_devices)
+        return lambda state, images, labels, perm, length: pmapped(
+            state, images, labels, perm, self._device_index, length)
 
     def compile_eval(self, eval_fn: Callable, batch_size: int) -> Callable:
         local = batch_size // self.num_devices
 
-        def fn(state, images, labels, batch_index, device):
+        def fn(variables, images, labels, batch_index, device):
             idx = batch_index * batch_size + device * local + jnp.arange(local)
             mask = idx < labels.shape[0]
             idx = jnp.minimum(idx, labels.shape[0] - 1)
-            return eval_fn(state, images[idx], labels[idx], mask, AXIS)
+            return eval_fn(variables, images[idx], labels[idx], mask, AXIS)
 
         pmapped = jax.pmap(fn, axis_name=AXIS, devices=self._pmap_devices,
                            in_axes=(0, 0, 0, None, 0))
@@ -185,6 +197,22 @@ def make_strategy(name: str) -> Strategy:
     if name == "pmap":
         return PmapStrategy()
     raise ParallelError(f"unknown strategy {name!r}; choose 'mesh' or 'pmap'")
+
+
+def is_primary() -> bool:
+    """The process that writes run files and prints (process 0); every process computes."""
+    return jax.process_index() == 0
+
+
+def cpu_device_count(cores: int, batch_size: int) -> int:
+    """How many CPU devices to emulate: the largest count <= `cores` that divides the global
+    batch (one device per core runs the batch's shards side by side; see BENCHMARKS.md)."""
+    return max(n for n in range(1, max(cores, 1) + 1) if batch_size % n == 0)
+
+
+def use_cpu_devices(count: int) -> None:
+    """Emulates `count` CPU devices; must run before JAX starts its backends."""
+    jax.config.update("jax_num_cpu_devices", count)
 
 
 def to_host(x: Any) -> np.ndarray:

@@ -1,4 +1,13 @@
-"""Training: the state, pure `train_step`/`eval_step` functions, and the loop around them."""
+"""The training loop, as a short function over small parts:
+
+* `ChunkPlan`: which steps run together in one dispatch, and when a checkpoint is due;
+* `EpochRunner`: runs one epoch's chunks back to back, reading each chunk's metrics while the
+  next one runs on the device, so the host never stands between two steps;
+* `RunRecorder`: owns the workdir's `command.txt`, `config.json` and `metrics.jsonl`, and is
+  the one place that asks whether this is the primary process.
+
+The steps themselves are pure functions in `steps.py`; evaluation lives in `evaluate.py`.
+"""
 
 from __future__ import annotations
 
@@ -7,332 +16,227 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import flax
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import nnx
 from tqdm import tqdm
 
-from hdr_jax import augment, data, parallel
+from hdr_jax import data, parallel
 from hdr_jax.checkpoint import SELECTION_METRIC, TrainCheckpoints
 from hdr_jax.config import TrainConfig
-from hdr_jax.model import AlexNet, create_model
+from hdr_jax.evaluate import Evaluator, eval_batch_size
+from hdr_jax.steps import TrainState, create_train_state, make_optimizer, train_step
 
 log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or the gradients stopped being finite; the last good checkpoint is kept."""
+    """The loss, the gradients or the parameters stopped being finite; the last good
+    checkpoint is kept."""
 
 
-@flax.struct.dataclass
-class TrainState:
-    step: jax.Array  # int32 scalar: global steps taken (the data position follows from it).
-    params: nnx.State
-    batch_stats: nnx.State
-    opt_state: optax.OptState
-    rng: jax.Array  # uint32 key data; per-step and per-example keys are folded in from it.
+@dataclasses.dataclass(frozen=True)
+class ChunkPlan:
+    """Chunks of `chunk` steps counted from each epoch's start (the last one shorter), so a
+    run compiles at most a few chunk lengths; a checkpoint is due at the end of the first
+    chunk that reaches a multiple of `checkpoint_every`, and at every epoch's end."""
+
+    steps_per_epoch: int
+    chunk: int
+    checkpoint_every: int
+
+    def chunks(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """[a, b) step ranges from `start` to `end`, both within one epoch."""
+        epoch_start = start // self.steps_per_epoch * self.steps_per_epoch
+        a = start
+        while a < end:
+            b = min(epoch_start + ((a - epoch_start) // self.chunk + 1) * self.chunk, end)
+            yield a, b
+            a = b
+
+    def checkpoint_due(self, a: int, b: int, epoch_end: int) -> bool:
+        return b != epoch_end and b // self.checkpoint_every > a // self.checkpoint_every
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
-    """AdamW with linear warm-up and cosine decay; no weight decay on biases and norm scales."""
-    total = max(1, config.epochs * steps_per_epoch)
-    if config.max_steps:
-        total = min(total, config.max_steps)
-    warmup = min(int(config.warmup_epochs * steps_per_epoch), total // 2)
-    schedule = optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, warmup, total,
-                                                  end_value=config.learning_rate * 1e-3)
-    decay_mask = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
-    return optax.adamw(schedule, weight_decay=config.weight_decay, mask=decay_mask)
+class RunRecorder:
+    """The run's files in its workdir. Only the primary process writes; every process may
+    call. `metrics.jsonl` holds one record per epoch, keyed by epoch: a record written again
+    (an epoch re-run after a kill) replaces the old one, and the file is replaced atomically."""
 
+    def __init__(self, workdir: str | Path):
+        self.workdir = Path(workdir).absolute()
+        self.metrics_path = self.workdir / "metrics.jsonl"
+        self.primary = parallel.is_primary()
 
-def create_train_state(config: TrainConfig, tx: optax.GradientTransformation,
-                       bn_axis_name: str | None = None) -> tuple[nnx.GraphDef, TrainState]:
-    """The model's graph definition (static) and its initial state (host arrays)."""
-    model = create_model(config.model, seed=config.seed, bn_axis_name=bn_axis_name)
-    graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-    state = TrainState(
-        step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-        opt_state=tx.init(params),
-        rng=jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), 1)),
-    )
-    return graphdef, jax.device_get(state)
+    def start(self, config: TrainConfig, command: str | None = None) -> None:
+        if not self.primary:
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._write("config.json", json.dumps(config.to_dict(), indent=2))
+        if command:
+            self._write("command.txt", command + "\n")
 
+    def records(self) -> list[dict]:
+        if not self.metrics_path.is_file():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines()
+                if line.strip()]
 
-def apply_model(graphdef: nnx.GraphDef, params: nnx.State, batch_stats: nnx.State,
-                images: jax.Array, dropout_keys: jax.Array | None = None,
-                train: bool = False) -> tuple[jax.Array, nnx.State]:
-    """Runs the model as a pure function: (logits, updated batch statistics)."""
-    model: AlexNet = nnx.merge(graphdef, params, batch_stats, copy=True)
-    model.train() if train else model.eval()
-    logits = model(images, dropout_keys)
-    return logits, nnx.state(model, nnx.BatchStat)
+    def epoch(self, record: dict) -> None:
+        if not self.primary:
+            return
+        kept = [r for r in self.records() if r.get("epoch") != record["epoch"]]
+        records = sorted([*kept, record], key=lambda r: r["epoch"])
+        self._write("metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        log.info("epoch %d: %s", record["epoch"], json.dumps(floats(record)))
 
-
-def to_model_input(images: jax.Array) -> jax.Array:
-    """uint8 [B, 28, 28] -> float [B, 28, 28, 1] in [0, 1]."""
-    return (images.astype(jnp.float32) / 255.0)[..., None]
-
-
-def train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, config: TrainConfig,
-               state: TrainState, images: jax.Array, labels: jax.Array, positions: jax.Array,
-               axis_name: str | None = None) -> tuple[TrainState, dict]:
-    """One optimiser step on a (global, or per-device under pmap) batch of uint8 images."""
-    step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-    example_keys = jax.vmap(lambda p: jax.random.fold_in(step_key, p))(positions)
-    augment_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(example_keys)
-    dropout_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(example_keys)
-    x = augment.augment_batch(to_model_input(images), augment_keys, config.augment)
-
-    def loss_fn(params, batch_stats):
-        logits, new_stats = apply_model(graphdef, params, batch_stats, x, dropout_keys, True)
-        targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]),
-                                      config.label_smoothing)
-        loss = optax.softmax_cross_entropy(logits, targets).mean()
-        return loss, (logits, new_stats)
-
-    (loss, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, state.batch_stats)
-    accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
-    if axis_name is not None:  # pmap: average per-device means (equal shard sizes).
-        grads = jax.lax.pmean(grads, axis_name)
-        loss, accuracy = jax.lax.pmean((loss, accuracy), axis_name)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, batch_stats=new_stats,
-                              opt_state=opt_state)
-    metrics = {"loss": loss, "accuracy": accuracy, "grad_norm": optax.tree.norm(grads)}
-    return new_state, metrics
-
-
-def eval_step(graphdef: nnx.GraphDef, state: TrainState, images: jax.Array, labels: jax.Array,
-              mask: jax.Array, axis_name: str | None = None) -> dict:
-    """Sums over the valid (unmasked) examples, plus every example's logits."""
-    logits, _ = apply_model(graphdef, state.params, state.batch_stats, to_model_input(images))
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    sums = {
-        "correct": jnp.sum((jnp.argmax(logits, -1) == labels) & mask),
-        "loss": jnp.sum(jnp.where(mask, losses, 0.0)),
-        "count": jnp.sum(mask),
-    }
-    if axis_name is not None:
-        sums = jax.lax.psum(sums, axis_name)
-        logits = jax.lax.all_gather(logits, axis_name, tiled=True)
-    return {**sums, "logits": logits}
-
-
-def precise_batch_stats(model: AlexNet, images: np.ndarray, batch_size: int = 1000) -> dict:
-    """BatchNorm statistics re-estimated on clean training images ("precise BN", Wu & Johnson
-    2021): the population mean and variance of every normalised layer, averaged over equal
-    batches, in place of the running averages kept while training.
-
-    Why: the running averages come from the last ~10 augmented batches, while the model is
-    evaluated and served on clean, centred digits. Returns the pure `batch_stats` dict."""
-    model = nnx.clone(model)
-    if model.norms is None:  # Local response normalisation keeps no statistics.
-        return nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
-    for norm in model.norms:
-        norm.momentum = 0.0  # The running statistics become exactly this batch's.
-    model.train()
-    graphdef, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-
-    @jax.jit
-    def moments(params: nnx.State, stats: nnx.State, batch: jax.Array) -> dict:
-        # No dropout keys: dropout stays off, as at inference.
-        _, batch_stats = apply_model(graphdef, params, stats, to_model_input(batch), train=True)
-        pure = nnx.to_pure_dict(batch_stats)
-        return jax.tree.map(lambda s: {"mean": s["mean"], "square": s["var"] + s["mean"] ** 2},
-                            pure, is_leaf=lambda x: isinstance(x, dict) and "var" in x)
-
-    if len(images) == 0:
-        raise ValueError("precise BN needs training images, got none")
-    batch_size = min(batch_size, len(images))
-    batches = len(images) // batch_size  # Equal batches; a remainder under one batch is left out.
-    totals = None
-    for i in range(batches):
-        m = moments(params, stats, jnp.asarray(images[i * batch_size:(i + 1) * batch_size]))
-        totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
-    return jax.device_get(jax.tree.map(
-        lambda s: {"mean": s["mean"] / batches,
-                   # E[x^2] - E[x]^2 can round a hair below 0 for a dead channel.
-                   "var": jnp.maximum(s["square"] / batches - (s["mean"] / batches) ** 2, 0.0)},
-        totals, is_leaf=lambda x: isinstance(x, dict) and "square" in x))
+    def _write(self, name: str, text: str) -> None:
+        tmp = self.workdir / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(self.workdir / name)
 
 
 @dataclasses.dataclass
-class Evaluator:
-    """Evaluates on a device-resident split, counting each image exactly once on any number of
-    devices (the last batch is masked, not dropped or duplicated)."""
+class EpochRunner:
+    """Runs the chunks of one epoch and checks every step's metrics; saves mid-epoch
+    checkpoints as the plan says, each only after its steps were checked."""
 
     strategy: parallel.Strategy
-    graphdef: nnx.GraphDef
+    train_fn: Callable  # strategy.compile_train(...)
+    plan: ChunkPlan
+    ckpts: TrainCheckpoints
+    train_data: tuple[jax.Array, jax.Array]  # (images, labels) on the devices.
+    num_examples: int
+    data_key: jax.Array
     batch_size: int
+    meta: dict
+    progress: bool = True
 
-    def __post_init__(self):
-        parallel.check_batch(self.batch_size, self.strategy.num_devices, "evaluation batch")
-        fn = lambda state, *args: eval_step(self.graphdef, state, *args)
-        self._eval = self.strategy.compile_eval(fn, self.batch_size)
+    def run(self, state: TrainState, epoch: int, start: int, end: int, epochs: int,
+            sums: dict | None = None) -> tuple[TrainState, dict]:
+        """Steps `start`..`end` of `epoch`; `sums` carries the training-metric sums of the
+        epoch's earlier steps when it resumes mid-epoch (they travel in each checkpoint)."""
+        spe = self.plan.steps_per_epoch
+        perm = self.strategy.permutation(jax.random.fold_in(self.data_key, epoch),
+                                         self.num_examples)
+        bar = tqdm(total=min(spe, end - epoch * spe), initial=start - epoch * spe,
+                   desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False,
+                   disable=not (self.progress and parallel.is_primary()))
+        sums = dict(sums or {"loss": 0.0, "accuracy": 0.0, "n": 0})
+        t0, in_flight = time.perf_counter(), None
+        for a, b in self.plan.chunks(start, end):
+            state, metrics = self.train_fn(state, *self.train_data, perm, b - a)
+            if in_flight:  # Read the previous chunk while this one runs.
+                self._absorb(*in_flight, sums, bar, t0, start)
+            in_flight = (a, metrics)
+            if self.plan.checkpoint_due(a, b, end):
+                self._absorb(*in_flight, sums, bar, t0, start)
+                in_flight = None
+                self.ckpts.save(b, self.strategy.checkpointable(state),
+                                {**self.meta, "epoch_sums": sums})
+        if in_flight:
+            self._absorb(*in_flight, sums, bar, t0, start)
+        bar.close()
+        seconds = time.perf_counter() - t0
+        n = max(sums["n"], 1)
+        return state, {"epoch": epoch + 1, "step": end, "train_loss": sums["loss"] / n,
+                       "train_accuracy": sums["accuracy"] / n,
+                       "images_per_second": (end - start) * self.batch_size / seconds,
+                       "seconds": seconds}
 
-    def put(self, split: data.Split) -> tuple[jax.Array, jax.Array]:
-        return self.strategy.replicate((split.images, split.labels))
-
-    def __call__(self, state: TrainState, split_on_device: tuple[jax.Array, jax.Array],
-                 with_logits: bool = False) -> dict:
-        images, labels = split_on_device
-        n = labels.shape[-1]
-        totals = {"correct": 0, "loss": 0.0, "count": 0}
-        all_logits = []
-        for i in range(math.ceil(n / self.batch_size)):
-            out = self.strategy.fetch(self._eval(state, images, labels, i))
-            for k in totals:
-                totals[k] += out[k].item()
-            if with_logits:
-                all_logits.append(out["logits"])
-        count = max(totals["count"], 1)
-        result = {"accuracy": totals["correct"] / count, "loss": totals["loss"] / count,
-                  "count": totals["count"]}
-        if with_logits:
-            result["logits"] = np.concatenate(all_logits)[:n]
-        return result
-
-
-def _is_primary() -> bool:
-    return jax.process_index() == 0
-
-
-def training_splits(dataset: data.Mnist, config: TrainConfig) -> tuple[data.Split, data.Split]:
-    """The (training, validation) images a run with `config` uses: export re-derives them."""
-    train_split, val_split = data.holdout(dataset.train, config.validation_size, config.seed)
-    if config.train_limit:
-        train_split = train_split.take(slice(0, config.train_limit))
-    return train_split, val_split
+    def _absorb(self, first: int, metrics: dict, sums: dict, bar: tqdm, t0: float,
+                start: int) -> None:
+        """Moves one chunk's metrics to the host; a non-finite value stops the run."""
+        m = self.strategy.fetch(metrics)
+        bad = ~(np.isfinite(m["loss"]) & np.isfinite(m["grad_norm"]) & m["finite"])
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise TrainingDiverged(f"training diverged at step {first + i + 1}: "
+                                   f"loss={float(m['loss'][i])}, gradient norm="
+                                   f"{float(m['grad_norm'][i])}, parameters finite: "
+                                   f"{bool(m['finite'][i])}")
+        sums["loss"] += float(m["loss"].sum())
+        sums["accuracy"] += float(m["accuracy"].sum())
+        sums["n"] += len(m["loss"])
+        rate = (first + len(m["loss"]) - start) * self.batch_size / (time.perf_counter() - t0)
+        bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}",
+                        acc=f"{sums['accuracy'] / sums['n']:.4f}", img_s=f"{rate:.0f}")
+        bar.update(len(m["loss"]))
 
 
 def train_and_evaluate(config: TrainConfig, dataset: data.Mnist | None = None,
-                       progress: bool = True, strategy: parallel.Strategy | None = None) -> dict:
+                       progress: bool = True, strategy: parallel.Strategy | None = None,
+                       command: str | None = None) -> dict:
     """Trains (resuming from `config.workdir` if it holds checkpoints) and returns the final
-    metrics. Raises TrainingDiverged, data.DataError, parallel.ParallelError, CheckpointError."""
+    metrics with the state. Everything is validated before the workdir is written. Raises
+    TrainingDiverged, data.DataError, parallel.ParallelError, CheckpointError."""
     strategy = strategy or parallel.make_strategy(config.strategy)
     parallel.check_batch(config.batch_size, strategy.num_devices)
     dataset = dataset or data.load_mnist(config.data_dir)
-    train_split, val_split = training_splits(dataset, config)
+    train_split, val_split = data.training_splits(dataset, config)
     steps_per_epoch = len(train_split) // config.batch_size
     if steps_per_epoch == 0:
         raise parallel.ParallelError(f"batch {config.batch_size} is larger than the "
                                      f"{len(train_split)} training images")
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps:
-        total_steps = min(total_steps, config.max_steps)
-
+    total_steps = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
     tx = make_optimizer(config, steps_per_epoch)
     graphdef, host_state = create_train_state(config, tx, strategy.bn_axis_name)
-    workdir = Path(config.workdir).absolute()
-    ckpts = TrainCheckpoints(workdir / "checkpoints", keep=config.keep_checkpoints)
-    start = ckpts.latest_step()
-    if start is not None:
-        restored, _ = ckpts.restore(start, strategy.restore_target(host_state))
-        state = strategy.from_checkpoint(restored)
-        log.info("resumed from step %d in %s", start, ckpts.directory)
-    else:
-        state = strategy.replicate(host_state)
-    step = int(start or 0)
-
-    step_fn = lambda state, *args: train_step(graphdef, tx, config, state, *args)
-    train_fn = strategy.compile_train(step_fn, config.batch_size, steps_per_epoch)
-    evaluator = Evaluator(strategy, graphdef, _eval_batch(config, strategy))
-    train_images, train_labels = strategy.replicate((train_split.images, train_split.labels))
-    test_on_device = evaluator.put(dataset.test)
-    val_on_device = evaluator.put(val_split) if len(val_split) else None
-    data_key = jax.random.fold_in(jax.random.key(config.seed), 2)
-    meta = {"config": config.to_dict(), "steps_per_epoch": steps_per_epoch}
-    metrics_path = workdir / "metrics.jsonl"
-    if _is_primary():
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-
-    last_saved = start
-    final: dict = {}
+    recorder = RunRecorder(config.workdir)
+    ckpts = TrainCheckpoints(recorder.workdir / "checkpoints", keep=config.keep_checkpoints)
     try:
+        state, step, sums = _initial_state(ckpts, strategy, host_state)
+        recorder.start(config, command)
+        step_fn = lambda state, *args: train_step(graphdef, tx, config, state, *args)
+        runner = EpochRunner(
+            strategy, strategy.compile_train(step_fn, config.batch_size, steps_per_epoch),
+            ChunkPlan(steps_per_epoch, config.log_every_steps, config.checkpoint_every_steps),
+            ckpts, strategy.replicate((train_split.images, train_split.labels)), len(train_split),
+            jax.random.fold_in(jax.random.key(config.seed), 2), config.batch_size,
+            {"config": config.to_dict(), "steps_per_epoch": steps_per_epoch}, progress)
+        evaluator = Evaluator(strategy, graphdef,
+                              eval_batch_size(config.eval_batch_size, strategy))
+        splits = {"test": evaluator.put(dataset.test)}
+        if len(val_split):
+            splits["val"] = evaluator.put(val_split)
+        final: dict = {"step": step}
         while step < total_steps:
             epoch = step // steps_per_epoch
-            perm = strategy.permutation(jax.random.fold_in(data_key, epoch), len(train_split))
-            epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
-            bar = tqdm(total=epoch_end - epoch * steps_per_epoch, initial=step % steps_per_epoch,
-                       desc=f"epoch {epoch + 1}/{config.epochs}", unit="step",
-                       disable=not (progress and _is_primary()), leave=False)
-            t0, images_seen, pending = time.perf_counter(), 0, []
-            sums = {"loss": 0.0, "accuracy": 0.0, "n": 0}
-            while step < epoch_end:
-                state, metrics = train_fn(state, train_images, train_labels, perm)
-                step += 1
-                images_seen += config.batch_size
-                pending.append(metrics)
-                if step % config.log_every_steps == 0 or step == epoch_end or (
-                        step % config.checkpoint_every_steps == 0):
-                    _drain(strategy, pending, sums, step)
-                    rate = images_seen / (time.perf_counter() - t0)
-                    bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}",
-                                    acc=f"{sums['accuracy'] / sums['n']:.4f}",
-                                    img_s=f"{rate:.0f}")
-                    bar.n = step - epoch * steps_per_epoch
-                    bar.refresh()
-                    pending = []
-                if step % config.checkpoint_every_steps == 0 and step != epoch_end:
-                    ckpts.save(step, strategy.checkpointable(state), meta)
-                    last_saved = step
-            bar.close()
-            seconds = time.perf_counter() - t0
-            record = {"epoch": epoch + 1, "step": step,
-                      "train_loss": sums["loss"] / max(sums["n"], 1),
-                      "train_accuracy": sums["accuracy"] / max(sums["n"], 1),
-                      "images_per_second": images_seen / seconds, "seconds": seconds}
-            test = evaluator(state, test_on_device)
-            record.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
-            if val_on_device is not None:
-                val = evaluator(state, val_on_device)
-                record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+            end = min((epoch + 1) * steps_per_epoch, total_steps)
+            state, record = runner.run(state, epoch, step, end, config.epochs, sums)
+            sums = None
+            for name, split in splits.items():
+                result = evaluator((state.params, state.batch_stats), split)
+                record.update({f"{name}_loss": result["loss"],
+                               f"{name}_accuracy": result["accuracy"]})
+            recorder.epoch(record)  # Before the checkpoint: a kill between re-runs the epoch.
             selection = record.get("val_accuracy", record["test_accuracy"])
-            ckpts.save(step, strategy.checkpointable(state), meta,
-                       metrics={SELECTION_METRIC: selection, **_floats(record)})
-            last_saved = step
-            if _is_primary():
-                with metrics_path.open("a") as f:
-                    f.write(json.dumps(record) + "\n")
-                log.info("epoch %d: %s", epoch + 1, json.dumps(_floats(record)))
-            final = record
+            ckpts.save(end, strategy.checkpointable(state), runner.meta,
+                       metrics={SELECTION_METRIC: selection, **floats(record)})
+            step, final = end, record
     except TrainingDiverged as e:
         ckpts.wait()
-        kept = f"last good checkpoint: step {last_saved}" if last_saved else "no checkpoint yet"
+        last = ckpts.latest_step()
+        kept = f"last good checkpoint: step {last}" if last is not None else "no checkpoint yet"
         raise TrainingDiverged(f"{e}; {kept} in {ckpts.directory}") from None
     finally:
         ckpts.wait()
         ckpts.close()
-    final = final or {"step": step}
-    final["state"] = state
-    final["graphdef"] = graphdef
-    return final
+    return {**final, "state": state, "graphdef": graphdef}
 
 
-def _drain(strategy: parallel.Strategy, pending: list, sums: dict, step: int) -> None:
-    """Moves the queued step metrics to the host, stopping the run on a non-finite value."""
-    for metrics in strategy.fetch(pending):
-        loss, grad_norm = float(metrics["loss"]), float(metrics["grad_norm"])
-        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-            raise TrainingDiverged(f"training diverged at or before step {step}: loss={loss}, "
-                                   f"gradient norm={grad_norm}")
-        sums["loss"] += loss
-        sums["accuracy"] += float(metrics["accuracy"])
-        sums["n"] += 1
+def _initial_state(ckpts: TrainCheckpoints, strategy: parallel.Strategy,
+                   host_state: TrainState) -> tuple[TrainState, int, dict | None]:
+    """The latest checkpoint's state on the devices (or the fresh one), its step, and the
+    training-metric sums of its epoch so far (None at an epoch's start)."""
+    start = ckpts.latest_step()
+    if start is None:
+        return strategy.replicate(host_state), 0, None
+    restored, meta = ckpts.restore(start, strategy.restore_target(host_state))
+    log.info("resumed from step %d in %s", start, ckpts.directory)
+    return strategy.from_checkpoint(restored), int(start), meta.get("epoch_sums")
 
 
-def _eval_batch(config: TrainConfig, strategy: parallel.Strategy) -> int:
-    n = strategy.num_devices
-    return max(n, config.eval_batch_size // n * n)
-
-
-def _floats(record: dict) -> dict:
+def floats(record: dict) -> dict:
     return {k: float(v) for k, v in record.items() if isinstance(v, int | float)}

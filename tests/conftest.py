@@ -6,7 +6,8 @@ from pathlib import Path
 
 import jax
 
-# Must happen before any backend initialises: every test sees 8 devices and picks its own.
+# Must happen before any backend initialises: 8 CPU devices, which tests that need N devices
+# ask for by name (`cpu_devices`), so the suite means the same on a GPU or TPU machine.
 jax.config.update("jax_num_cpu_devices", 8)
 
 import numpy as np  # noqa: E402
@@ -16,6 +17,23 @@ from hdr_jax import data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `accelerator` need a GPU or TPU: on a CPU-only machine they skip."""
+    if jax.default_backend() != "cpu":
+        return
+    skip = pytest.mark.skip(reason="needs a GPU or TPU; this machine has only the CPU")
+    for item in items:
+        if "accelerator" in item.keywords:
+            item.add_marker(skip)
+
+
+def cpu_devices(n: int) -> list:
+    """The first `n` CPU devices, whatever the default backend is."""
+    devices = jax.devices("cpu")[:n]
+    assert len(devices) == n, f"the suite needs {n} CPU devices, has {len(devices)}"
+    return devices
 
 
 def real_mnist_dir() -> Path | None:
@@ -61,28 +79,20 @@ def toy_mnist() -> data.Mnist:
 
 def write_idx_dataset(folder: Path, mnist: data.Mnist) -> Path:
     """Writes `mnist` as the four gzipped IDX files, for tests that go through the CLI."""
-    import gzip
+    return data.write_idx_dir(folder, mnist)
 
-    folder.mkdir(parents=True, exist_ok=True)
 
-    def idx(magic, array):
-        dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-        return magic.to_bytes(4, "big") + dims + array.astype(np.uint8).tobytes()
-
-    files = {"train-images-idx3-ubyte": idx(2051, mnist.train.images),
-             "train-labels-idx1-ubyte": idx(2049, mnist.train.labels),
-             "t10k-images-idx3-ubyte": idx(2051, mnist.test.images),
-             "t10k-labels-idx1-ubyte": idx(2049, mnist.test.labels)}
-    for name, raw in files.items():
-        (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
-    return folder
+def cli_env(**extra: str) -> dict:
+    """The environment of a `train.py` subprocess: this checkout importable, CPU devices only
+    (the tests ask for N devices, which only the CPU can emulate, on a GPU machine too)."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", **extra}
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600):
     """Runs `python train.py ARGS` from the repo root; returns the CompletedProcess."""
     import subprocess
 
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env = cli_env(**(env or {}))
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
 

@@ -87,7 +87,7 @@ def test_train_export_evaluate_round_trip(tmp_path):
 def test_tta_probabilities_are_the_mean_over_shifted_views():
     from flax import nnx
 
-    from hdr_jax import cli
+    from hdr_jax import evaluate
     from hdr_jax.augment import tta_views
     from hdr_jax.config import ModelConfig
     from hdr_jax.data import Split
@@ -98,9 +98,10 @@ def test_tta_probabilities_are_the_mean_over_shifted_views():
     variables = {"params": nnx.to_pure_dict(params), "batch_stats": nnx.to_pure_dict(stats)}
     info = {"model": dataclasses.asdict(config)}
     split = synthetic_mnist(n_train=8, n_test=40).test
-    report, tta = cli.evaluate_variables(variables, info, split, batch_size=16, tta=True)
-    singles = [cli.evaluate_variables(variables, info, Split(view, split.labels),
-                                      batch_size=16)[1] for view in tta_views(split.images)]
+    report, tta = evaluate.evaluate_variables(variables, info, split, batch_size=16,
+                                               tta=True)
+    singles = [evaluate.evaluate_variables(variables, info, Split(view, split.labels),
+                                           batch_size=16)[1] for view in tta_views(split.images)]
     np.testing.assert_allclose(tta, np.mean(singles, axis=0), rtol=1e-5, atol=1e-7)
     assert report["count"] == 40
     assert report["accuracy"] == np.mean(tta.argmax(-1) == split.labels)

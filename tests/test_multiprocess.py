@@ -1,7 +1,6 @@
 """Two processes x 4 CPU devices (JAX's distributed runtime, gloo collectives) must train to the
 same parameters as one process with 8 devices."""
 
-import os
 import socket
 import subprocess
 import sys
@@ -10,8 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from hdr_jax.cli import _restore_from_workdir
-from tests.conftest import ROOT, run_cli, synthetic_mnist, write_idx_dataset
+from hdr_jax.evaluate import restore_workdir
+from tests.conftest import ROOT, cli_env, run_cli, synthetic_mnist, write_idx_dataset
 
 ARGS = ["--epochs", "1", "--max-steps", "6", "--batch-size", "32", "--validation-size", "0",
         "--checkpoint-every-steps", "3", "--width", "0.5", "--no-progress"]
@@ -32,7 +31,7 @@ def test_two_processes_match_one_process(tmp_path, strategy):
     assert single.returncode == 0, single.stderr[-2000:]
 
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = cli_env()
     procs = [subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), *common, "--workdir", str(tmp_path / "multi"),
          "--cpu-devices", "4", "--coordinator-address", f"127.0.0.1:{port}",
@@ -43,11 +42,10 @@ def test_two_processes_match_one_process(tmp_path, strategy):
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
 
-    a, _, step_a, _ = _restore_from_workdir(tmp_path / "single")
-    b, _, step_b, _ = _restore_from_workdir(tmp_path / "multi")
-    assert step_a == step_b == 6
+    a, b = restore_workdir(tmp_path / "single"), restore_workdir(tmp_path / "multi")
+    assert a.step == b.step == 6
     # Cross-process all-reduces (gloo) sum in another order: equal to float tolerance.
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    for x, y in zip(jax.tree.leaves(a.variables), jax.tree.leaves(b.variables), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=2e-6)
     # Only process 0 writes the run's metrics.
     assert len((tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()) == 1

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -9,14 +10,11 @@ from flax import nnx
 
 from hdr_jax import parallel
 from hdr_jax.config import AugmentConfig, ModelConfig, TrainConfig
+from hdr_jax.evaluate import precise_batch_stats
 from hdr_jax.model import MNIST_MEAN, MNIST_STD, create_model
-from hdr_jax.train import (
-    TrainingDiverged,
-    precise_batch_stats,
-    to_model_input,
-    train_and_evaluate,
-)
-from tests.conftest import synthetic_mnist
+from hdr_jax.steps import to_model_input
+from hdr_jax.train import ChunkPlan, RunRecorder, TrainingDiverged, train_and_evaluate
+from tests.conftest import cpu_devices, synthetic_mnist
 
 SMALL = ModelConfig(conv_features=(8, 16, 16, 16, 16), dense_features=32)
 
@@ -37,9 +35,9 @@ def test_single_device_mesh_and_pmap_train_to_the_same_parameters(tmp_path):
     dataset = synthetic_mnist()
     config = small_config(tmp_path, max_steps=4, augment=AugmentConfig())  # all randomness on
     strategies = {
-        "single": parallel.MeshStrategy(devices=jax.devices()[:1]),
-        "mesh8": parallel.MeshStrategy(devices=jax.devices()[:8]),
-        "pmap8": parallel.PmapStrategy(devices=jax.devices()[:8]),
+        "single": parallel.MeshStrategy(devices=cpu_devices(1)),
+        "mesh8": parallel.MeshStrategy(devices=cpu_devices(8)),
+        "pmap8": parallel.PmapStrategy(devices=cpu_devices(8)),
     }
     params, accuracy = {}, {}
     for name, strategy in strategies.items():
@@ -58,7 +56,7 @@ def test_global_batch_that_does_not_divide_is_a_clear_error(tmp_path):
     config = small_config(tmp_path, batch_size=30)
     with pytest.raises(parallel.ParallelError, match="30 does not divide across 8 devices"):
         train_and_evaluate(config, synthetic_mnist(), progress=False,
-                           strategy=parallel.MeshStrategy())
+                           strategy=parallel.MeshStrategy(devices=cpu_devices(8)))
 
 
 def test_evaluation_counts_every_image_once_on_any_device_count(tmp_path):
@@ -68,7 +66,7 @@ def test_evaluation_counts_every_image_once_on_any_device_count(tmp_path):
         config = small_config(tmp_path / str(n), max_steps=2, eval_batch_size=64)
         results.append(train_and_evaluate(
             config, dataset, progress=False,
-            strategy=parallel.MeshStrategy(devices=jax.devices()[:n])))
+            strategy=parallel.MeshStrategy(devices=cpu_devices(n))))
     assert results[0]["test_accuracy"] == pytest.approx(results[1]["test_accuracy"])
     # accuracy * 203 must be a whole number of images.
     assert results[1]["test_accuracy"] * 203 == pytest.approx(
@@ -105,7 +103,7 @@ def test_short_real_training_run_learns_mnist(tmp_path, real_mnist):
     config = TrainConfig(workdir=str(tmp_path), epochs=2, batch_size=128, train_limit=4096,
                          validation_size=0, eval_batch_size=1000, seed=0)
     result = train_and_evaluate(config, real_mnist, progress=False,
-                                strategy=parallel.MeshStrategy(devices=jax.devices()[:1]))
+                                strategy=parallel.MeshStrategy(devices=cpu_devices(1)))
     # 64 steps on 4096 images; a broken model, optimiser or data path stays near 10%.
     assert result["test_accuracy"] >= 0.88
 
@@ -131,3 +129,40 @@ def test_precise_batch_stats_are_the_population_statistics_of_clean_images():
     after = nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
     jax.tree.map(np.testing.assert_array_equal, before, after)
     assert model.norms[0].momentum == 0.9
+
+
+def test_chunk_plan_counts_chunks_from_each_epoch_start_and_saves_after_each_multiple():
+    plan = ChunkPlan(steps_per_epoch=10, chunk=4, checkpoint_every=5)
+    assert list(plan.chunks(0, 10)) == [(0, 4), (4, 8), (8, 10)]
+    assert list(plan.chunks(10, 20)) == [(10, 14), (14, 18), (18, 20)]
+    assert list(plan.chunks(6, 10)) == [(6, 8), (8, 10)]  # resumed mid-epoch
+    assert list(plan.chunks(10, 13)) == [(10, 13)]  # --max-steps ends the run early
+    due = [b for a, b in plan.chunks(10, 20) if plan.checkpoint_due(a, b, 20)]
+    assert due == [18]  # 15 is crossed inside (14, 18); 20 is the epoch end's own save
+
+
+def test_a_step_whose_update_breaks_the_parameters_is_never_saved(tmp_path):
+    # With a NaN learning rate the first loss and gradients are finite; only the parameters
+    # after the update are not. Checkpointing after every step must not save them.
+    config = small_config(tmp_path, learning_rate=float("nan"), max_steps=4,
+                          checkpoint_every_steps=1, log_every_steps=1)
+    with pytest.raises(TrainingDiverged, match=r"at step 1: .*parameters finite: False.*"
+                                               r"no checkpoint yet"):
+        train_and_evaluate(config, synthetic_mnist(), progress=False)
+    assert not any((tmp_path / "checkpoints").glob("[0-9]*"))
+
+
+def test_an_epoch_record_written_twice_is_kept_once(tmp_path):
+    dataset = synthetic_mnist()
+    config = small_config(tmp_path, epochs=2)
+    train_and_evaluate(config, dataset, progress=False)
+    before = RunRecorder(tmp_path).records()
+    # A kill after epoch 2's record and before its checkpoint: the rerun trains epoch 2 again
+    # and writes its record again.
+    shutil.rmtree(tmp_path / "checkpoints" / "32")  # 2 epochs x 16 steps
+    train_and_evaluate(config, dataset, progress=False)
+    after = RunRecorder(tmp_path).records()
+    timings = ("images_per_second", "seconds")
+    strip = lambda records: [{k: v for k, v in r.items() if k not in timings} for r in records]
+    assert [r["epoch"] for r in after] == [1, 2]
+    assert strip(after) == strip(before)

@@ -1,0 +1,136 @@
+"""How much of the bare training step's throughput the real training loop keeps.
+
+The loop is `train.train_and_evaluate` itself (chunks of steps per dispatch, metric reads,
+checkpoints, progress bar), timed from its own per-epoch records, epochs after the first (the
+first compiles). The bare step is the same compiled step, gathering from the same full dataset
+on the same devices, dispatched back to back with one wait at the end.
+
+  python bench/loop_efficiency.py [--width W] [--batch-size B] [--strategy mesh|pmap]
+                                  [--data-dir DIR] [--train-limit N] [--epochs E]
+
+Ends with one JSON line: {"loop_images_per_s", "step_images_per_s", "ratio", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def scaled_model(width: float):
+    from hdr_jax.config import ModelConfig
+
+    base = ModelConfig()
+    return dataclasses.replace(
+        base, conv_features=tuple(max(1, round(c * width)) for c in base.conv_features),
+        dense_features=max(1, round(base.dense_features * width)))
+
+
+def synthetic_dataset(n_train: int = 60_000, n_test: int = 10_000, seed: int = 0):
+    """Random images with random labels: the right shapes and dtypes, for timing only."""
+    import numpy as np
+
+    from hdr_jax import data
+
+    rng = np.random.default_rng(seed)
+    split = lambda n: data.Split(rng.integers(0, 256, (n, 28, 28), np.uint8),
+                                 rng.integers(0, 10, n).astype(np.int32))
+    return data.Mnist(split(n_train), split(n_test), "synthetic")
+
+
+def bare_step_rate(strategy, config, dataset, steps: int) -> float:
+    """Images/s of the compiled step dispatched `steps` times back to back (one wait)."""
+    import jax
+
+    from bench.common import train_stepper
+    from hdr_jax import data
+
+    train_split, _ = data.training_splits(dataset, config)
+    step = train_stepper(strategy, config, train_split.images, train_split.labels)
+    jax.block_until_ready(step())  # Compile.
+    start = time.perf_counter()
+    for _ in range(steps - 1):
+        step()
+    jax.block_until_ready(step())
+    return steps * config.batch_size / (time.perf_counter() - start)
+
+
+def loop_rate(strategy, config, dataset) -> float:
+    """Median images/s of the real loop's epochs after the first. (Reads metrics.jsonl itself,
+    so that `--loop-only` also times the loop of an earlier commit.)"""
+    from hdr_jax.train import train_and_evaluate
+
+    with tempfile.TemporaryDirectory() as workdir:
+        config = dataclasses.replace(config, workdir=workdir)
+        train_and_evaluate(config, dataset, progress=False, strategy=strategy)
+        lines = (Path(workdir) / "metrics.jsonl").read_text().splitlines()
+    return statistics.median(json.loads(line)["images_per_second"] for line in lines[1:])
+
+
+def measure(strategy_name: str, config, dataset, steps: int) -> dict:
+    """Loop and bare step on the same devices, the bare step measured on either side of the
+    loop so that a drift of the machine shows in the ratio's range, not in its value."""
+    import jax
+
+    from hdr_jax import parallel
+
+    strategy = parallel.make_strategy(strategy_name)
+    parallel.check_batch(config.batch_size, strategy.num_devices)
+    before = bare_step_rate(strategy, config, dataset, steps)
+    loop = loop_rate(strategy, config, dataset)
+    after = bare_step_rate(strategy, config, dataset, steps)
+    step = (before + after) / 2
+    return {"loop_images_per_s": round(loop), "step_images_per_s": round(step),
+            "ratio": round(loop / step, 3), "step_before_after": [round(before), round(after)],
+            "strategy": strategy_name, "batch_size": config.batch_size,
+            "chunk": config.log_every_steps, "devices": strategy.num_devices,
+            "device": jax.devices()[0].device_kind}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--strategy", choices=["mesh", "pmap"], default="mesh")
+    p.add_argument("--data-dir", help="real MNIST IDX files (default: random images)")
+    p.add_argument("--train-limit", type=int, help="train on the first N images only")
+    p.add_argument("--epochs", type=int, default=3, help="loop epochs (the first is not timed)")
+    p.add_argument("--steps", type=int, default=200, help="bare-step dispatches timed")
+    p.add_argument("--log-every-steps", type=int, help="steps per dispatch in the loop")
+    p.add_argument("--loop-only", action="store_true",
+                   help="time the loop alone (works on earlier commits' code too)")
+    p.add_argument("--cpu-devices", type=int, help="emulated CPU devices (default: as train.py)")
+    args = p.parse_args()
+
+    from hdr_jax import parallel
+
+    parallel.use_cpu_devices(args.cpu_devices or parallel.cpu_device_count(
+        os.cpu_count() or 1, args.batch_size))
+    from bench.common import header
+    from hdr_jax import data
+    from hdr_jax.config import TrainConfig
+
+    header(f"loop efficiency: {args.strategy}, batch {args.batch_size}, width {args.width}")
+    dataset = data.load_mnist(args.data_dir) if args.data_dir else synthetic_dataset()
+    overrides = {"log_every_steps": args.log_every_steps} if args.log_every_steps else {}
+    config = TrainConfig(batch_size=args.batch_size, epochs=args.epochs, validation_size=0,
+                         train_limit=args.train_limit, model=scaled_model(args.width),
+                         **overrides)
+    if args.loop_only:
+        strategy = parallel.make_strategy(args.strategy)
+        print(json.dumps({"loop_images_per_s": round(loop_rate(strategy, config, dataset))}))
+        return
+    print(json.dumps(measure(args.strategy, config, dataset, args.steps)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
