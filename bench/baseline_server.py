@@ -19,7 +19,7 @@ from flask import Flask, request  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from hdr_jax.inference import Predictor  # noqa: E402
-from hdr_jax.serving import checkpoint_path  # noqa: E402
+from hdr_jax.lifecycle import checkpoint_path  # noqa: E402
 
 
 def naive_preprocess(raw: bytes) -> np.ndarray:

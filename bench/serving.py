@@ -27,14 +27,15 @@ from bench.baseline_server import naive_preprocess  # noqa: E402
 from bench.common import header  # noqa: E402
 from hdr_jax import data  # noqa: E402
 from hdr_jax.inference import Predictor  # noqa: E402
-from hdr_jax.serving import Service, checkpoint_path  # noqa: E402
+from hdr_jax.lifecycle import checkpoint_path  # noqa: E402
+from hdr_jax.recognition import Recognizer  # noqa: E402
 from tests.servers import ROOT, free_port, function_command, wait_ready  # noqa: E402
 from tests.uploads import STYLES, digit_upload, number_upload  # noqa: E402
 
 
 def accuracy(mnist: data.Mnist, n_per_style: int, n_numbers: int) -> None:
     predictor = Predictor.from_checkpoint(checkpoint_path())
-    service = Service(predictor)
+    recognizer = Recognizer(predictor)
     rng = np.random.default_rng(2026)
     print(f"\n## realistic uploads ({n_per_style} per style; numbers: {n_numbers})")
     print(f"  {'style':<12}{'ours':>8}{'baseline':>10}")
@@ -43,7 +44,7 @@ def accuracy(mnist: data.Mnist, n_per_style: int, n_numbers: int) -> None:
         idx = rng.integers(0, len(mnist.test), n_per_style)
         uploads = [digit_upload(mnist.test.images[i], style, rng) for i in idx]
         labels = mnist.test.labels[idx]
-        ours = np.array([r.get("digit", -1) for r in _results(service.predict(uploads))])
+        ours = np.array([getattr(r, "digit", -1) for r in recognizer.read(uploads)])
         base = predictor.predict(np.stack([naive_preprocess(u) for u in uploads])).argmax(-1)
         all_ours += list(ours == labels)
         all_base += list(base == labels)
@@ -53,13 +54,10 @@ def accuracy(mnist: data.Mnist, n_per_style: int, n_numbers: int) -> None:
     for _ in range(n_numbers):
         idx = rng.integers(0, len(mnist.test), int(rng.integers(2, 7)))
         raw = number_upload([mnist.test.images[i] for i in idx], rng)
-        answer = service.predict([raw], mode="number")
-        exact += answer.get("number") == "".join(str(mnist.test.labels[i]) for i in idx)
+        (answer,) = recognizer.read([raw], mode="number")
+        exact += getattr(answer, "number", None) == "".join(str(mnist.test.labels[i])
+                                                              for i in idx)
     print(f"  {'numbers 2-6':<12}{exact / n_numbers:8.2%}  (exactly right)")
-
-
-def _results(body: dict) -> list[dict]:
-    return body.get("results", [body])
 
 
 def _png(img: np.ndarray) -> bytes:

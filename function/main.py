@@ -1,6 +1,6 @@
 """Google Cloud Functions (gen2) HTTP entry point: `functions-framework --target predict`.
 
-The model loads and compiles once per instance at cold start (see `serving.ColdStart`)."""
+The model loads and compiles once per instance at cold start (see `lifecycle.ColdStart`)."""
 
 import os
 import sys
@@ -17,11 +17,11 @@ os.environ.setdefault("HDR_FUNCTION_DIR", str(HERE))
 if (HERE / "hdr_jax").is_dir():  # Deployed folder: the package sits beside this file.
     sys.path.insert(0, str(HERE))
 
-from hdr_jax.serving import ColdStart  # noqa: E402
+from hdr_jax.lifecycle import create_api  # noqa: E402
 
-service = ColdStart()
+api = create_api()
 
 
 @functions_framework.http
 def predict(request):
-    return service.handle(request)
+    return api.handle(request)

@@ -96,6 +96,11 @@ class Predictor:
         for size in sizes or self.buckets:
             self._executable(size)
 
+    def compiled(self) -> list[int]:
+        """The batch sizes whose executables are ready."""
+        with self._lock:
+            return sorted(size for size, done in self._executables.items() if done.done())
+
     def _executable(self, size: int):
         # The first caller for a size compiles it; callers for other sizes do not wait.
         with self._lock:

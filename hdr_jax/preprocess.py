@@ -16,23 +16,42 @@ import dataclasses
 import io
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 MAX_PIXELS = 25_000_000
 WORK_SIDE = 512  # Big photos are analysed at this size; a digit needs far fewer pixels.
+EXIF_ORIENTATION = 0x0112
+ORIENTATIONS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                8: Image.Transpose.ROTATE_90}  # EXIF orientation -> the turn that undoes it.
+# Uploads are decoded at reduced size down to this long side before any float copy is made,
+# which bounds a request's memory whatever it sends (25 MP RGBA would be 400 MB in float32).
+DECODE_SIDE = 2 * WORK_SIDE
 
 
 class PreprocessError(ValueError):
-    """An upload we cannot read as an image; `status` is the HTTP status it deserves."""
+    """An upload that cannot become MNIST digits: not an image, damaged, or empty. The
+    message is one sentence for the person who uploaded it."""
 
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+
+class ImageTooLarge(PreprocessError):
+    """More pixels than allowed, known from the header before any pixel is decoded."""
 
 
 class NoDigitFound(PreprocessError):
     def __init__(self, message: str = "no digit found: the image has no visible ink"):
-        super().__init__(message, status=422)
+        super().__init__(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoded:
+    """An upload decoded for reading: greyscale as a person sees it (float32 [h, w] in [0, 1],
+    dark = 0), at most `DECODE_SIDE` pixels on its long side; `scale` is the upload's pixels
+    per pixel of `grey`, so boxes map back onto the upload."""
+
+    grey: np.ndarray
+    scale: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,39 +60,74 @@ class Digit:
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the upload's (oriented) pixels.
 
 
-def decode(raw: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Bytes -> float32 greyscale [H, W] in [0, 1] as a person sees it (dark = 0).
+def decode(raw: bytes, max_pixels: int = MAX_PIXELS) -> Decoded:
+    """Bytes -> what a person sees, in grey, at most `DECODE_SIDE` pixels on the long side.
 
     The pixel count is checked from the header, before any pixel is decoded, so a
-    decompression bomb costs nothing."""
+    decompression bomb costs nothing; large images are reduced while still 8 or 16 bits per
+    channel, so no full-size float copy is ever made."""
     if not raw:
         raise PreprocessError("the upload is empty")
     try:
         image = Image.open(io.BytesIO(raw))
     except Image.DecompressionBombError:
-        raise PreprocessError(f"the image has more than {max_pixels} pixels", 413) from None
+        raise ImageTooLarge(f"the image has more than {max_pixels} pixels") from None
     except Exception:
         raise PreprocessError("the upload is not an image Pillow can read "
                               "(PNG, JPEG, GIF, BMP, WebP, TIFF ...)") from None
     width, height = image.size
     if width * height > max_pixels:
-        raise PreprocessError(f"the image is {width}x{height}, more than {max_pixels} pixels",
-                              413)
+        raise ImageTooLarge(f"the image is {width}x{height}, more than {max_pixels} pixels")
     if width < 1 or height < 1:
         raise PreprocessError("the image has no pixels")
     try:
-        if image.format == "JPEG" and max(width, height) > 2 * WORK_SIDE:
+        if image.format == "JPEG" and max(width, height) > DECODE_SIDE:
             # Decode at 1/2..1/8 scale (DCT scaling), never below the working size: much faster.
             factor = WORK_SIDE / max(width, height)
             image.draft("L", (max(1, int(width * factor)), max(1, int(height * factor))))
         image.load()
-        image = ImageOps.exif_transpose(image)
-        return _to_grey(image)
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+        # Reduced first, turned upright after: turning a full-size image copies it.
+        image = _reduced(image)
+        if orientation in ORIENTATIONS:
+            image = image.transpose(ORIENTATIONS[orientation])
+        # The long side survives the rotation; JPEG drafting and reduction shrink it.
+        return Decoded(_to_grey(image), max(width, height) / max(image.size))
     except PreprocessError:
         raise
     except Exception as e:
         raise PreprocessError(f"the image data is damaged or truncated ({type(e).__name__})") \
             from None
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    """`image` with its long side brought down to at most `DECODE_SIDE` by an integer box
+    reduction. It goes strip by strip, so that no converted full-size copy exists beside the
+    decoded image (a 25 MP palette image would be 100 MB as RGBA, 200 MB with the
+    premultiplied copy Pillow makes to average alpha correctly)."""
+    factor = -(-max(image.size) // DECODE_SIDE)
+    if factor <= 1:
+        return image
+    rows = 64 * factor
+    strips = [_reduce_strip(image.crop((0, top, image.width, min(top + rows, image.height))),
+                            factor) for top in range(0, image.height, rows)]
+    out = Image.new(strips[0].mode, (strips[0].width, sum(s.height for s in strips)))
+    for i, strip in enumerate(strips):
+        out.paste(strip, (0, i * 64))
+    return out
+
+
+def _reduce_strip(strip: Image.Image, factor: int) -> Image.Image:
+    """One strip reduced in a mode `_to_grey` reads: a palette becomes RGBA, 16-bit stays
+    16-bit (averaged as 32-bit), alpha is premultiplied while averaging (Pillow does that), so
+    transparent pixels lend no colour."""
+    if strip.mode in ("P", "PA"):
+        strip = strip.convert("RGBA")
+    elif strip.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+        strip = strip.convert("L" if strip.mode == "1" else "RGB")
+    if strip.mode in ("I;16", "I;16B", "I;16L"):
+        return strip.convert("I").reduce(factor).convert("I;16")
+    return strip.reduce(factor)
 
 
 def _to_grey(image: Image.Image) -> np.ndarray:
@@ -242,19 +296,26 @@ def _working_copy(grey: np.ndarray) -> tuple[np.ndarray, float]:
     return np.asarray(small, np.float32), factor
 
 
-def preprocess_digit(grey: np.ndarray) -> Digit:
-    """One digit anywhere in the image -> MNIST format, and where it was."""
+def _unpack(image: Decoded | np.ndarray) -> tuple[np.ndarray, float]:
+    return (image.grey, image.scale) if isinstance(image, Decoded) else (image, 1.0)
+
+
+def preprocess_digit(image: Decoded | np.ndarray) -> Digit:
+    """One digit anywhere in the image -> MNIST format, and where it was in the upload."""
+    grey, scale = _unpack(image)
     h, w = grey.shape
     if is_mnist_format(grey):
         return Digit(grey.astype(np.float32), (0, 0, w, h))
     work, factor = _working_copy(grey)
     ink = _keep_digit_components(ink_map(work))
     ys, xs = np.nonzero(ink > 0)
-    box = _scale_box((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), factor, w, h)
+    box = _scale_box((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), factor * scale,
+                     round(w * scale), round(h * scale))
     return Digit(to_mnist(ink), box)
 
 
 def _scale_box(box, factor: float, w: int, h: int) -> tuple[int, int, int, int]:
+    """A box in working pixels times `factor`, clamped to the upload's `w` x `h`."""
     x0, y0, x1, y1 = box
     return (int(max(0, np.floor(x0 * factor))), int(max(0, np.floor(y0 * factor))),
             int(min(w, np.ceil(x1 * factor))), int(min(h, np.ceil(y1 * factor))))
@@ -324,8 +385,9 @@ def _union(a: list[float], b: list[float]) -> list[float]:
     return [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]), a[4] + b[4]]
 
 
-def preprocess_number(grey: np.ndarray) -> list[Digit]:
+def preprocess_number(image: Decoded | np.ndarray) -> list[Digit]:
     """A number written on one line -> its digits in MNIST format, left to right."""
+    grey, scale = _unpack(image)
     h, w = grey.shape
     work, factor = _working_copy(grey)
     ink = _keep_digit_components(ink_map(work))
@@ -336,7 +398,8 @@ def preprocess_number(grey: np.ndarray) -> list[Digit]:
         ys, xs = np.nonzero(piece > 0)
         if ys.size == 0:
             continue
-        box = _scale_box((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), factor, w, h)
+        box = _scale_box((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), factor * scale,
+                         round(w * scale), round(h * scale))
         digits.append(Digit(to_mnist(piece), box))
     if not digits:
         raise NoDigitFound()

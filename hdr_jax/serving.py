@@ -1,4 +1,6 @@
-"""The HTTP prediction service behind `function/main.py` (functions-framework, Flask requests).
+"""The HTTP edge of the prediction function (functions-framework, Flask requests): parsing,
+limits, CORS, API keys, JSON and statuses. Recognition is `recognition.Recognizer`, which
+knows nothing of HTTP; `lifecycle.py` builds both for a serving process.
 
 Contract (README, "API"): POST images as multipart `image` fields, a raw `image/*` body or JSON
 `{"image"|"images"}`; `mode` = digit | number; GET for health; OPTIONS for CORS. Bad input gets
@@ -10,26 +12,26 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import hashlib
+import hmac
 import io
 import json
 import logging
 import os
-import threading
-import time
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import MultiPartParser
 from werkzeug.http import parse_options_header
 
 from hdr_jax import preprocess
-from hdr_jax.inference import Predictor
+from hdr_jax.recognition import MODES, DigitReading, NumberReading, Reading, Recognizer
 
 log = logging.getLogger(__name__)
-MODES = ("digit", "number")
-REPO_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "alexnet-mnist"
+# Each failure of an upload -> its status; the first matching class wins (subclasses first).
+STATUS_OF = ((preprocess.ImageTooLarge, 413), (preprocess.NoDigitFound, 422),
+             (preprocess.PreprocessError, 400))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +49,19 @@ class Limits:
 
 
 class RequestError(Exception):
+    """A request the edge refuses as a whole: its status and one sentence."""
+
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+class BadUpload(Exception):
+    """One item of a JSON request that is not an image encoding (fails only its slot)."""
+
+
+class ModelUnavailable(Exception):
+    """The model could not be loaded in this process (503)."""
 
 
 def _memory_stream(*_args, **_kwargs) -> io.BytesIO:
@@ -58,15 +70,15 @@ def _memory_stream(*_args, **_kwargs) -> io.BytesIO:
 
 def _b64_image(value: object) -> bytes:
     if not isinstance(value, str):
-        raise preprocess.PreprocessError("each JSON image must be a base64 string or data: URL")
+        raise BadUpload("each JSON image must be a base64 string or data: URL")
     if value.startswith("data:"):
         head, _, value = value.partition(",")
         if ";base64" not in head:
-            raise preprocess.PreprocessError("data: URLs must be base64-encoded")
+            raise BadUpload("data: URLs must be base64-encoded")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise preprocess.PreprocessError("the image is not valid base64") from None
+        raise BadUpload("the image is not valid base64") from None
 
 
 def _png_data_url(image: np.ndarray) -> str:
@@ -75,23 +87,45 @@ def _png_data_url(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-class Service:
-    def __init__(self, predictor: Predictor, limits: Limits | None = None,
-                 allowed_origins: str = "*", prediction_log: str | None = None):
-        self.predictor = predictor
+def _status_of(error: Exception) -> int:
+    return next(status for kind, status in STATUS_OF if isinstance(error, kind))
+
+
+def reading_json(reading: Reading, include_input: bool = False) -> dict:
+    """The JSON of one reading (README, "API")."""
+    def digit(d: DigitReading, with_box: bool) -> dict:
+        out = {"digit": d.digit, "confidence": d.confidence,
+               "probabilities": list(d.probabilities)}
+        if with_box:
+            out["box"] = list(d.box)
+        if include_input:
+            out["input"] = _png_data_url(d.image)
+        return out
+
+    if isinstance(reading, NumberReading):
+        return {"number": reading.number, "digits": [digit(d, True) for d in reading.digits]}
+    return digit(reading, False)
+
+
+class HttpApi:
+    """`handle(request) -> (body, status, headers)` for functions-framework. `recognizer` is
+    called per request and returns the loaded `Recognizer` (waiting for it on a cold start),
+    or raises ModelUnavailable."""
+
+    def __init__(self, recognizer: Callable[[], Recognizer], limits: Limits | None = None,
+                 allowed_origins: str = "*", api_keys: tuple[str, ...] = ()):
+        self.recognizer = recognizer
         self.limits = limits or Limits()
         self.allowed = [o.strip() for o in allowed_origins.split(",") if o.strip()] or ["*"]
-        self.prediction_log = prediction_log
-        self._log_lock = threading.Lock()
-        self.answered = threading.Event()  # Set once the first prediction has been made.
-        info = predictor.info
-        self.facts = {"status": "ok", "model": info.get("name", "hdr-jax"),
-                      "test_accuracy": info.get("test_accuracy"), "step": info.get("step"),
-                      "modes": list(MODES), "max_images": self.limits.max_images,
-                      "max_body_bytes": self.limits.max_body_bytes,
-                      "max_pixels": self.limits.max_pixels}
+        self._api_keys = tuple(k.encode() for k in api_keys if k)
 
-    # -- HTTP -----------------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, recognizer: Callable[[], Recognizer]) -> HttpApi:
+        """Limits, HDR_ALLOWED_ORIGINS and HDR_API_KEYS (comma-separated) from the
+        environment."""
+        keys = tuple(k.strip() for k in os.environ.get("HDR_API_KEYS", "").split(","))
+        return cls(recognizer, Limits.from_env(), os.environ.get("HDR_ALLOWED_ORIGINS", "*"),
+                   keys)
 
     def handle(self, request) -> tuple[str, int, dict]:
         headers = self._cors(request.headers.get("Origin"))
@@ -99,21 +133,56 @@ class Service:
             if request.method == "OPTIONS":
                 return "", 204, headers
             if request.method == "GET":
-                return self._json(self.facts, 200, headers)
+                return self._json(self._facts(self.recognizer()), 200, headers)
             if request.method != "POST":
                 raise RequestError(405, f"method {request.method} is not allowed; use POST "
                                         "to predict or GET for health")
-            images, options = self._read(request)
-            body = self.predict(images, **options)
-            status = 200
-            if len(images) == 1 and "error" in body:
-                status = body.pop("status")
+            self._check_key(request.headers.get("X-API-Key", ""))
+            uploads, mode, include_input = self._read(request)
+            body, status = self._predict(uploads, mode, include_input)
             return self._json(body, status, headers)
         except RequestError as e:
             return self._json({"error": str(e)}, e.status, headers)
+        except ModelUnavailable as e:
+            return self._json({"error": str(e)}, 503, headers)
         except Exception:  # A bug of ours: log it, answer without a trace.
             log.exception("unexpected error")
             return self._json({"error": "internal error"}, 500, headers)
+
+    def _predict(self, uploads: list, mode: str, include_input: bool) -> tuple[dict, int]:
+        """Reads every decodable upload in one batch; a bad one fails only its own slot."""
+        raw: list[bytes | BadUpload] = []
+        for item in uploads:
+            try:
+                raw.append(item if isinstance(item, bytes) else _b64_image(item))
+            except BadUpload as e:
+                raw.append(e)
+        read = iter(self.recognizer().read([r for r in raw if isinstance(r, bytes)], mode))
+        results = [r if isinstance(r, BadUpload) else next(read) for r in raw]
+        if len(results) == 1 and isinstance(results[0], Exception):
+            error = results[0]
+            return {"error": str(error)}, 400 if isinstance(error, BadUpload) else \
+                _status_of(error)
+        bodies = [{"error": str(r)} if isinstance(r, Exception) else
+                  reading_json(r, include_input) for r in results]
+        return (bodies[0] if len(bodies) == 1 else {"results": bodies}), 200
+
+    def _facts(self, recognizer: Recognizer) -> dict:
+        info = recognizer.info
+        return {"status": "ok", "model": info.get("name", "hdr-jax"),
+                "test_accuracy": info.get("test_accuracy"), "step": info.get("step"),
+                "modes": list(MODES), "max_images": self.limits.max_images,
+                "max_body_bytes": self.limits.max_body_bytes,
+                "max_pixels": self.limits.max_pixels,
+                "api_key_required": bool(self._api_keys)}
+
+    def _check_key(self, given: str) -> None:
+        if not self._api_keys:
+            return
+        # Compared with every key in constant time: no early exit tells which one was close.
+        matches = [hmac.compare_digest(given.encode(), key) for key in self._api_keys]
+        if not any(matches):
+            raise RequestError(401, "missing or wrong API key: send it in the X-API-Key header")
 
     def _cors(self, origin: str | None) -> dict:
         if "*" in self.allowed:
@@ -124,63 +193,76 @@ class Service:
             allow = self.allowed[0]
         return {"Access-Control-Allow-Origin": allow, "Vary": "Origin",
                 "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                "Access-Control-Allow-Headers": "Content-Type",
+                "Access-Control-Allow-Headers": "Content-Type, X-API-Key",
                 "Access-Control-Max-Age": "3600"}
 
     @staticmethod
     def _json(body: dict, status: int, headers: dict) -> tuple[str, int, dict]:
         return json.dumps(body), status, {**headers, "Content-Type": "application/json"}
 
-    def _read(self, request) -> tuple[list[bytes], dict]:
+    def _read(self, request) -> tuple[list, str, bool]:
+        """(uploads: bytes or base64 strings, mode, include_input), or a RequestError."""
         length = request.content_length
         if length is not None and length > self.limits.max_body_bytes:
             raise RequestError(413, f"the request body is {length} bytes; the limit is "
                                     f"{self.limits.max_body_bytes}")
         ctype = (request.mimetype or "").lower()
-        args = request.args
         fields: dict = {}
         if ctype == "multipart/form-data":
-            body = self._body(request)
-            boundary = parse_options_header(request.headers.get("Content-Type", ""))[1].get(
-                "boundary", "")
-            if not boundary:
-                raise RequestError(400, "the multipart body has no boundary")
-            parser = MultiPartParser(stream_factory=_memory_stream,
-                                     max_form_parts=self.limits.max_images + 16)
-            try:
-                form, files = parser.parse(io.BytesIO(body), boundary.encode(), len(body))
-            except Exception:
-                raise RequestError(400, "the multipart body could not be read") from None
-            images = [f.read() for f in files.getlist("image")]
-            fields = form
-            if not images:
-                raise RequestError(400, "no file in the form field 'image'")
+            uploads, fields = self._multipart(request)
         elif ctype.startswith("image/"):
-            images = [self._body(request)]
+            uploads = [self._body(request)]
         elif ctype == "application/json":
-            try:
-                payload = json.loads(self._body(request))
-            except (ValueError, UnicodeDecodeError):
-                raise RequestError(400, "the body is not valid JSON") from None
-            if not isinstance(payload, dict) or not ({"image", "images"} & payload.keys()):
-                raise RequestError(400, "JSON must be {\"image\": ...} or {\"images\": [...]}")
-            raw = payload["images"] if "images" in payload else [payload["image"]]
-            if not isinstance(raw, list) or not raw:
-                raise RequestError(400, "'images' must be a non-empty list")
-            images = raw  # Decoded per image, so one bad item fails only its slot.
-            fields = {k: v for k, v in payload.items() if k in ("mode", "include_input")}
+            uploads, fields = self._json_body(request)
         else:
             raise RequestError(415, f"unsupported content type {ctype or '(none)'}; send "
                                     "multipart/form-data, image/* or application/json")
-        if len(images) > self.limits.max_images:
-            raise RequestError(413, f"{len(images)} images; the limit is "
-                                    f"{self.limits.max_images} per request")
-        mode = str(fields.get("mode") or args.get("mode") or "digit").lower()
+        self._check_count(len(uploads))
+        mode = str(fields.get("mode") or request.args.get("mode") or "digit").lower()
         if mode not in MODES:
             raise RequestError(400, f"unknown mode {mode!r}; use 'digit' or 'number'")
-        include = str(fields.get("include_input") or args.get("include_input") or "")
-        return images, {"mode": mode,
-                        "include_input": include.lower() in ("1", "true", "yes", "on")}
+        include = str(fields.get("include_input") or request.args.get("include_input") or "")
+        return uploads, mode, include.lower() in ("1", "true", "yes", "on")
+
+    def _check_count(self, count: int) -> None:
+        if count > self.limits.max_images:
+            raise RequestError(413, f"{count} images; the limit is {self.limits.max_images} "
+                                    "per request")
+
+    def _multipart(self, request) -> tuple[list[bytes], dict]:
+        body = self._body(request)
+        boundary = parse_options_header(request.headers.get("Content-Type", ""))[1].get(
+            "boundary", "")
+        if not boundary:
+            raise RequestError(400, "the multipart body has no boundary")
+        # A few parts beyond the image limit for the form fields; more than that is too many
+        # files, refused as such (413) before any image is decoded.
+        parser = MultiPartParser(stream_factory=_memory_stream,
+                                 max_form_parts=self.limits.max_images + 16)
+        try:
+            form, files = parser.parse(io.BytesIO(body), boundary.encode(), len(body))
+        except RequestEntityTooLarge:
+            raise RequestError(413, f"more than {self.limits.max_images} images; the limit is "
+                                    f"{self.limits.max_images} per request") from None
+        except Exception:
+            raise RequestError(400, "the multipart body could not be read") from None
+        uploads = [f.read() for f in files.getlist("image")]
+        if not uploads:
+            raise RequestError(400, "no file in the form field 'image'")
+        return uploads, form
+
+    def _json_body(self, request) -> tuple[list, dict]:
+        try:
+            payload = json.loads(self._body(request))
+        except (ValueError, UnicodeDecodeError):
+            raise RequestError(400, "the body is not valid JSON") from None
+        if not isinstance(payload, dict) or not ({"image", "images"} & payload.keys()):
+            raise RequestError(400, "JSON must be {\"image\": ...} or {\"images\": [...]}")
+        raw = payload["images"] if "images" in payload else [payload["image"]]
+        if not isinstance(raw, list) or not raw:
+            raise RequestError(400, "'images' must be a non-empty list")
+        # Decoded per image, so one bad item fails only its slot.
+        return raw, {k: v for k, v in payload.items() if k in ("mode", "include_input")}
 
     def _body(self, request) -> bytes:
         # Content-Length was checked already; this bounds a chunked body too.
@@ -189,131 +271,3 @@ class Service:
             raise RequestError(413, f"the request body is larger than "
                                     f"{self.limits.max_body_bytes} bytes")
         return data
-
-    # -- Prediction -------------------------------------------------------------------------
-
-    def predict(self, images: list, mode: str = "digit", include_input: bool = False) -> dict:
-        """Per image: MNIST-format digits, one model call for all of them, results in order."""
-        prepared: list = []
-        for item in images:
-            try:
-                raw = item if isinstance(item, bytes) else _b64_image(item)
-                grey = preprocess.decode(raw, self.limits.max_pixels)
-                digits = (preprocess.preprocess_number(grey) if mode == "number"
-                          else [preprocess.preprocess_digit(grey)])
-                prepared.append((raw, digits))
-            except preprocess.PreprocessError as e:
-                prepared.append((None, e))
-        batch = [d.image for _, ds in prepared if isinstance(ds, list) for d in ds]
-        probabilities = iter(self.predictor.predict(np.stack(batch)) if batch else [])
-        results = []
-        for raw, digits in prepared:
-            if isinstance(digits, preprocess.PreprocessError):
-                results.append({"error": str(digits), "status": digits.status})
-                continue
-            answers = []
-            for d in digits:
-                p = next(probabilities)
-                answer = {"digit": int(p.argmax()), "confidence": float(p.max()),
-                          "probabilities": [round(float(x), 6) for x in p]}
-                if mode == "number":
-                    answer["box"] = list(d.box)
-                if include_input:
-                    answer["input"] = _png_data_url(d.image)
-                answers.append(answer)
-            if mode == "number":
-                result = {"number": "".join(str(a["digit"]) for a in answers), "digits": answers}
-            else:
-                result = answers[0]
-            results.append(result)
-            self._log(raw, mode, result)
-        self.answered.set()
-        if len(results) == 1:
-            return results[0]
-        for r in results:
-            r.pop("status", None)
-        return {"results": results}
-
-    def _log(self, raw: bytes, mode: str, result: dict) -> None:
-        if not self.prediction_log:
-            return
-        slim = {k: v for k, v in result.items() if k not in ("probabilities", "input")}
-        if "digits" in slim:
-            slim["digits"] = [{k: v for k, v in d.items() if k in ("digit", "confidence", "box")}
-                              for d in slim["digits"]]
-        line = json.dumps({"time": time.time(), "mode": mode,
-                           "sha256": hashlib.sha256(raw).hexdigest(), "result": slim})
-        with self._log_lock, open(self.prediction_log, "a") as f:
-            f.write(line + "\n")
-
-
-def checkpoint_path() -> Path:
-    """$HDR_CHECKPOINT, else `checkpoint/` beside a deployed function, else the shipped one."""
-    if os.environ.get("HDR_CHECKPOINT"):
-        return Path(os.environ["HDR_CHECKPOINT"])
-    bundled = Path(os.environ.get("HDR_FUNCTION_DIR", ".")) / "checkpoint"
-    return bundled if (bundled / "info.json").is_file() else REPO_CHECKPOINT
-
-
-def create_service(idle_seconds: float = 2.0) -> Service:
-    """Load the model and compile the batch-1 shape (what a first request needs). The larger
-    buckets compile in the background once the first prediction is answered (or after
-    `idle_seconds` without one), so that first answer neither waits for them nor shares the
-    CPU with them."""
-    predictor = Predictor.from_checkpoint(checkpoint_path(), precompile=(1,))
-    # While batch 1 compiles (XLA does not hold the GIL): a first request's imports and code.
-    pen = np.full((64, 96), 255, np.uint8)
-    pen[16:48, 20:26] = pen[16:48, 60:66] = 0
-    preprocess.preprocess_number(pen)
-    predictor.warmup(predictor.buckets[:1])
-    service = Service(predictor, Limits.from_env(),
-                      allowed_origins=os.environ.get("HDR_ALLOWED_ORIGINS", "*"),
-                      prediction_log=os.environ.get("HDR_PREDICTION_LOG") or None)
-
-    def compile_the_rest() -> None:
-        service.answered.wait(timeout=idle_seconds)
-        predictor.warmup(predictor.buckets[1:])
-
-    # Not a daemon: a process that exits while XLA compiles would abort instead of exiting.
-    threading.Thread(target=compile_the_rest, name="hdr-warmup").start()
-    return service
-
-
-class ColdStart:
-    """Creates the service once per serving process, as early as is safe.
-
-    functions-framework (and so Cloud Functions) serves through gunicorn, which imports the
-    function in a master process and then forks workers; JAX's runtime threads do not survive
-    a fork. So importing only imports (JAX's backend stays down), and loading starts in a
-    background thread right after the fork, in the worker; a process that never forks (the
-    Flask debug server, tests) loads at its first request. Requests wait for the load."""
-
-    def __init__(self, factory=create_service):
-        self._factory = factory
-        self._lock = threading.Lock()
-        self._service: Service | None = None
-        self._error: BaseException | None = None
-        os.register_at_fork(after_in_child=self._start_in_background)
-
-    def _start_in_background(self) -> None:
-        self._lock = threading.Lock()  # A lock copied across fork may be held; start afresh.
-        threading.Thread(target=self.get, daemon=True, name="hdr-cold-start").start()
-
-    def get(self) -> Service:
-        with self._lock:
-            if self._service is None and self._error is None:
-                try:
-                    self._service = self._factory()
-                except BaseException as e:  # Keep failing loudly, not reloading per request.
-                    log.exception("could not load the model")
-                    self._error = e
-            if self._error is not None:
-                raise RuntimeError(f"the model could not be loaded: {self._error}")
-            return self._service
-
-    def handle(self, request) -> tuple[str, int, dict]:
-        try:
-            service = self.get()
-        except RuntimeError as e:
-            return json.dumps({"error": str(e)}), 503, {"Content-Type": "application/json"}
-        return service.handle(request)

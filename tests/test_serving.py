@@ -59,18 +59,68 @@ def test_options_is_a_cors_preflight(client):
                                      "Access-Control-Request-Method": "POST"})
     assert r.status_code == 204
     assert "POST" in r.headers["Access-Control-Allow-Methods"]
-    assert r.headers["Access-Control-Allow-Headers"] == "Content-Type"
+    assert r.headers["Access-Control-Allow-Headers"] == "Content-Type, X-API-Key"
 
 
-def test_allowed_origins_are_configurable():
-    from hdr_jax.serving import Service
+def _request(method: str = "POST", **kwargs):
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
 
-    service = Service.__new__(Service)
-    service.allowed = ["https://a.example", "https://b.example"]
-    assert service._cors("https://b.example")["Access-Control-Allow-Origin"] == \
-        "https://b.example"
-    assert service._cors("https://evil.example")["Access-Control-Allow-Origin"] == \
-        "https://a.example"
+    return Request(EnvironBuilder(method=method, **kwargs).get_environ())
+
+
+def _unavailable():
+    from hdr_jax.serving import ModelUnavailable
+
+    raise ModelUnavailable("the model could not be loaded: no checkpoint at /nowhere")
+
+
+def test_allowed_origins_come_from_the_environment(monkeypatch):
+    from hdr_jax.serving import HttpApi
+
+    monkeypatch.setenv("HDR_ALLOWED_ORIGINS", " https://a.example, https://b.example ,")
+    api = HttpApi.from_env(_unavailable)
+    for origin, allowed in (("https://b.example", "https://b.example"),
+                            ("https://evil.example", "https://a.example")):
+        _, status, headers = api.handle(_request("OPTIONS", headers={"Origin": origin}))
+        assert status == 204 and headers["Access-Control-Allow-Origin"] == allowed
+
+
+def test_a_model_that_failed_to_load_answers_503_with_cors_headers(monkeypatch):
+    from hdr_jax.serving import HttpApi
+
+    monkeypatch.setenv("HDR_ALLOWED_ORIGINS", "https://a.example")
+    api = HttpApi.from_env(_unavailable)
+    for method in ("GET", "POST"):
+        body, status, headers = api.handle(_request(
+            method, headers={"Origin": "https://a.example"}, data=b"x",
+            content_type="image/png"))
+        assert status == 503 and "could not be loaded" in json.loads(body)["error"]
+        assert headers["Access-Control-Allow-Origin"] == "https://a.example"
+
+
+def test_api_keys_guard_predictions_but_not_health_or_preflight(monkeypatch, caplog,
+                                                                 shipped_checkpoint,
+                                                                 real_mnist):
+    from hdr_jax.lifecycle import ColdStart
+    from hdr_jax.serving import HttpApi
+
+    monkeypatch.setenv("HDR_API_KEYS", "k-one-1234, k-two-5678")
+    api = HttpApi.from_env(ColdStart().get)
+    raw = _png(real_mnist.test.images[0])
+    post = lambda **headers: api.handle(_request(data=raw, content_type="image/png",
+                                                 headers=headers))
+    for headers in ({}, {"X-API-Key": "k-one"}, {"X-API-Key": "wrong"}):
+        body, status, cors = post(**headers)
+        assert status == 401 and "API key" in json.loads(body)["error"]
+        assert cors["Access-Control-Allow-Origin"] == "*"
+    for key in ("k-one-1234", "k-two-5678"):
+        body, status, _ = post(**{"X-API-Key": key})
+        assert status == 200 and json.loads(body)["digit"] == 7
+    _, status, _ = api.handle(_request("GET"))
+    assert status == 200
+    assert api.handle(_request("OPTIONS"))[1] == 204
+    assert "k-one-1234" not in caplog.text and "k-two-5678" not in caplog.text
 
 
 def test_multipart_one_digit(client, real_mnist):
@@ -178,21 +228,23 @@ def test_size_limits_are_413(client, monkeypatch, app):
     big = b"\x00" * (10 * 1024 * 1024 + 1)
     r = client.post("/", data=big, content_type="image/png")
     assert r.status_code == 413 and "limit" in r.get_json()["error"]
-    too_many = [b"x"] * 257
-    r = client.post("/", **_form(*too_many))
-    assert r.status_code == 413
+    for count in (257, 272, 273, 400):  # 273 and more used to trip the parser first (400).
+        r = client.post("/", **_form(*[b"x"] * count))
+        assert r.status_code == 413, count
+        assert "the limit is 256 per request" in r.get_json()["error"]
 
 
 def test_prediction_log_keeps_hashes_not_images(tmp_path, real_mnist):
     import hashlib
 
     from hdr_jax.inference import Predictor
-    from hdr_jax.serving import Service, checkpoint_path
+    from hdr_jax.lifecycle import checkpoint_path
+    from hdr_jax.recognition import Recognizer
 
     log = tmp_path / "predictions.jsonl"
-    service = Service(Predictor.from_checkpoint(checkpoint_path()), prediction_log=str(log))
+    recognizer = Recognizer(Predictor.from_checkpoint(checkpoint_path()), prediction_log=str(log))
     raw = _png(real_mnist.test.images[0])
-    service.predict([raw, raw], mode="digit")
+    recognizer.read([raw, raw], mode="digit")
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert len(lines) == 2
     assert lines[0]["sha256"] == hashlib.sha256(raw).hexdigest()
@@ -275,17 +327,13 @@ def test_cold_start_compiles_batch_one_first_and_the_rest_after_the_first_answer
         shipped_checkpoint):
     import time
 
-    from hdr_jax.serving import create_service
+    from hdr_jax.lifecycle import create_recognizer
 
-    service = create_service(idle_seconds=600)
-    executables = service.predictor._executables
-
-    def compiled():
-        return sorted(size for size, done in executables.items() if done.done())
-
-    assert compiled() == [1]  # The rest waits for the first answer.
-    service.predict([_png(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))))])
+    recognizer = create_recognizer(idle_seconds=600)
+    predictor = recognizer.predictor
+    assert predictor.compiled() == [1]  # The rest waits for the first answer.
+    recognizer.read([_png(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))))])
     deadline = time.monotonic() + 300
-    while compiled() != list(service.predictor.buckets) and time.monotonic() < deadline:
+    while predictor.compiled() != list(predictor.buckets) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert compiled() == [1, 8, 32, 128]
+    assert predictor.compiled() == [1, 8, 32, 128]
