@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Local use: the prediction function with the shipped checkpoint, and the web page beside it.
+"""Local use: the prediction function with the shipped checkpoint, and the web page beside it,
+served the way Cloud Functions serves the function (functions-framework's gunicorn server).
 
   python serve.py            # then open http://localhost:8080/web/
 """
@@ -32,9 +33,11 @@ def main() -> None:
     app = build_app()
     print(f"hdr-jax: open http://{args.host}:{args.port}/web/  (API at "
           f"http://{args.host}:{args.port}/)", flush=True)
-    from werkzeug.serving import run_simple
+    # What `functions-framework --source ... --target predict` runs: gunicorn, one worker
+    # forked after the app is built (the model loads in the worker; see lifecycle.ColdStart).
+    from functions_framework._http import create_server
 
-    run_simple(args.host, args.port, app, threaded=True)
+    create_server(app, debug=False).run(args.host, args.port)
 
 
 if __name__ == "__main__":

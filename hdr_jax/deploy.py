@@ -16,13 +16,22 @@ from pathlib import Path
 from hdr_jax.checkpoint import CheckpointError, load_inference
 
 ROOT = Path(__file__).resolve().parents[1]
+MARKER = ".hdr-jax-deploy"  # Written into every folder `build` makes; nothing else is replaced.
+
+
+class DeployError(Exception):
+    """A folder this command will not write into; one line for the command line."""
 
 
 def build(out: Path, checkpoint: Path) -> Path:
     load_inference(checkpoint)  # Refuse to ship a missing or damaged checkpoint.
     if out.exists():
+        if not (out / MARKER).is_file():
+            raise DeployError(f"{out} exists and was not made by this command (no {MARKER}); "
+                              "choose another --out or remove it yourself")
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    (out / MARKER).write_text("made by python -m hdr_jax.deploy; replaced on the next build\n")
     shutil.copy(ROOT / "function" / "main.py", out / "main.py")
     shutil.copy(ROOT / "function" / "requirements.txt", out / "requirements.txt")
     shutil.copytree(ROOT / "hdr_jax", out / "hdr_jax",
@@ -39,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         out = build(Path(args.out), Path(args.checkpoint))
-    except (CheckpointError, OSError) as e:
+    except (CheckpointError, DeployError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"deployable function in {out}")

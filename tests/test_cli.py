@@ -18,9 +18,30 @@ def _assert_one_line_error(proc, *fragments):
         assert fragment in last, last
 
 
-def test_missing_data_dir(tmp_path):
+def test_missing_data_dir_is_refused_before_the_workdir_is_written(tmp_path):
     _assert_one_line_error(run_cli("--data-dir", str(tmp_path / "none"), "--workdir",
                                    str(tmp_path / "w")), "not a directory")
+    assert not (tmp_path / "w").exists()
+
+
+def test_an_internal_bug_shows_its_traceback_not_a_user_error(tmp_path):
+    """Only the project's own error types are one-line user errors."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, cli_env
+
+    broken = ("import runpy, sys, hdr_jax.train as t\n"
+              "def bug(*a, **k): raise ValueError('a bug of ours')\n"
+              "t.train_and_evaluate = bug\n"
+              "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+    data_dir = write_idx_dataset(tmp_path / "d", synthetic_mnist())
+    proc = subprocess.run([sys.executable, "-c", broken, str(ROOT / "train.py"), "--data-dir",
+                           str(data_dir), "--workdir", str(tmp_path / "w")], cwd=ROOT,
+                          env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ValueError: a bug of ours" in proc.stderr
+    assert "error: a bug of ours" not in proc.stderr
 
 
 def test_bad_idx_file(tmp_path):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from hdr_jax import data
+from tests.conftest import synthetic_mnist
 
 
 def _idx(magic: int, array: np.ndarray) -> bytes:
@@ -63,6 +64,18 @@ def test_bad_files_give_one_line_errors_naming_the_file(tmp_path, name, raw, mes
         assert name in str(err.value)
 
 
+def test_gzip_with_one_flipped_byte_is_a_one_line_error_naming_the_file(tmp_path):
+
+    mnist = synthetic_mnist(n_train=64, n_test=16)
+    folder = data.write_idx_dir(tmp_path, mnist)
+    victim = folder / "train-images-idx3-ubyte.gz"
+    raw = bytearray(victim.read_bytes())
+    raw[10] ^= 0xFF  # The deflate stream's first byte: zlib.error ("invalid block type").
+    victim.write_bytes(bytes(raw))
+    with pytest.raises(data.DataError, match="train-images-idx3-ubyte.gz: cannot read"):
+        data.load_idx_dir(folder)
+
+
 def test_garbled_gzip_and_missing_files(tmp_path):
     _write_dataset(tmp_path)
     path = tmp_path / "train-images-idx3-ubyte.gz"
@@ -79,10 +92,16 @@ def test_garbled_gzip_and_missing_files(tmp_path):
 def test_holdout_is_seeded_disjoint_and_complete():
     split = data.Split(np.arange(100 * 784, dtype=np.uint8).reshape(100, 28, 28) % 255,
                        np.arange(100, dtype=np.int32) % 10)
+    split = data.Split(split.images, np.arange(100, dtype=np.int32))  # labels = identities
     train, val = data.holdout(split, 20, seed=1)
     train2, val2 = data.holdout(split, 20, seed=1)
     assert len(train) == 80 and len(val) == 20
-    np.testing.assert_array_equal(val.labels, val2.labels)
+    np.testing.assert_array_equal(val.labels, val2.labels)  # seeded
+    assert not set(train.labels) & set(val.labels)  # disjoint
+    assert sorted([*train.labels, *val.labels]) == list(range(100))  # complete
+    np.testing.assert_array_equal(train.images, split.images[train.labels])  # images follow
+    other = data.holdout(split, 20, seed=2)[1]
+    assert set(other.labels) != set(val.labels)  # the seed matters
     with pytest.raises(data.DataError):
         data.holdout(split, 100, seed=1)
 

@@ -21,11 +21,25 @@ def test_build_refuses_a_damaged_checkpoint(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_build_never_deletes_a_folder_it_did_not_make(tmp_path, shipped_checkpoint, capsys):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    assert deploy.main(["--out", str(precious), "--checkpoint", str(shipped_checkpoint)]) == 2
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "not made by this command" in err[0]
+    out = tmp_path / "function"
+    deploy.build(out, shipped_checkpoint)
+    deploy.build(out, shipped_checkpoint)  # Its own folder: replaced.
+    assert (out / deploy.MARKER).is_file() and (out / "main.py").is_file()
+
+
 @pytest.mark.slow
 def test_built_folder_serves_from_a_fresh_virtualenv(tmp_path, shipped_checkpoint):
     out = deploy.build(tmp_path / "function", shipped_checkpoint)
     assert {p.name for p in out.iterdir()} == {"main.py", "requirements.txt", "hdr_jax",
-                                               "checkpoint"}
+                                               "checkpoint", deploy.MARKER}
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r",

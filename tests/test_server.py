@@ -78,3 +78,28 @@ def test_load_concurrency_8_zero_errors_no_memory_growth(server, real_mnist):
     assert total > 8 * seconds  # More than one request per second per client, at least.
     growth_mib = (after - before) / 2**20
     assert growth_mib < 64, f"RSS grew {growth_mib:.0f} MiB over {total} requests"
+
+
+def test_serve_py_runs_the_production_gunicorn_server_not_flasks(shipped_checkpoint):
+    """An arbiter and one forked worker, as functions-framework runs the function; never
+    Flask's development server and its warning."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.servers import wait_ready
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), "--port", str(port)],
+                            cwd=ROOT, env={**os.environ, "HDR_CHECKPOINT": str(shipped_checkpoint)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/", proc)
+        page = requests.get(f"http://127.0.0.1:{port}/web/", timeout=10)
+        assert page.status_code == 200 and "<title>hdr-jax" in page.text
+        workers = psutil.Process(proc.pid).children()
+        assert len(workers) == 1, workers
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    assert "development server" not in stderr

@@ -151,9 +151,54 @@ def test_phone_screen_layout_fits_and_works(browser, site, tmp_path, real_mnist)
     context.close()
 
 
-def test_api_comes_from_the_query_parameter(browser, site):
+def _config(page, **settings):
+    """Serves web/config.js with these settings instead of the shipped ones."""
+    import json
+
+    body = f"window.HDR_CONFIG = {json.dumps({'apiUrl': '', **settings})};"
+    page.route("**/config.js", lambda route: route.fulfill(
+        status=200, content_type="text/javascript", body=body))
+
+
+def test_api_from_a_link_is_used_only_for_a_trusted_origin(browser, site):
+    # Untrusted: refused, said so, and the page keeps its own API (it still reads).
     page = browser.new_page()
-    page.goto(site + "?api=http://127.0.0.1:9/")  # Nothing listens on port 9.
+    page.goto(site + "?api=http://127.0.0.1:9/")
+    page.wait_for_function("document.getElementById('about-facts').textContent"
+                           ".includes('accuracy')")
+    assert "does not trust" in page.text_content("#notice") and page.is_visible("#notice")
+    page.close()
+    # Listed in config.js: used (nothing listens on port 9).
+    page = browser.new_page()
+    _config(page, allowedApiOrigins=["http://127.0.0.1:9"])
+    page.goto(site + "?api=http://127.0.0.1:9/")
     page.wait_for_function("document.getElementById('about-facts').textContent"
                            ".includes('not reachable')")
+    assert page.is_hidden("#notice")
     page.close()
+
+
+def test_a_service_that_never_answers_times_out_with_a_clear_message(browser, site, tmp_path,
+                                                                     real_mnist):
+    page = browser.new_page()
+    _config(page, timeoutSeconds=1)
+    hung = []
+    page.route("**/", lambda route: hung.append(route) if route.request.method == "POST"
+               else route.continue_())
+    page.goto(site)
+    page.set_input_files("#image-input", str(_save_png(tmp_path / "d.png",
+                                                       real_mnist.test.images[0])))
+    page.click("#predict")
+    page.wait_for_function("document.getElementById('error').textContent !== ''",
+                           timeout=10_000)
+    assert "did not answer within 1 seconds" in page.text_content("#error")
+    assert hung and page.is_enabled("#predict")
+    page.close()
+
+
+def test_an_accessibility_checker_finds_nothing_to_fix(page):
+    """axe-core (vendored under tests/vendor) on the page, after a reading is shown."""
+    page.add_script_tag(path=str(ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js"))
+    violations = page.evaluate("""async () => (await axe.run(document)).violations.map(
+        v => `${v.id}: ${v.help} (${v.nodes.map(n => n.target.join(' ')).join(', ')})`)""")
+    assert violations == []

@@ -4,10 +4,32 @@
 const ACCEPTED = ["png", "jpg", "jpeg", "jfif", "pjp", "pjpeg", "bmp", "gif", "webp"];
 const $ = (id) => document.getElementById(id);
 
-function apiUrl() {
-  const fromQuery = new URLSearchParams(location.search).get("api");
-  const configured = (window.HDR_CONFIG && window.HDR_CONFIG.apiUrl) || "";
-  return fromQuery || configured || location.origin + "/";
+const CONFIG = window.HDR_CONFIG || {};
+const TIMEOUT_SECONDS = CONFIG.timeoutSeconds || 30;
+
+// The API: config.js's, unless a `?api=` link names one on an origin the page trusts (its
+// own, or one config.js lists). Any other is refused and said so: photos (EXIF included) must
+// not go to a server the person did not choose.
+const API = (() => {
+  const configured = CONFIG.apiUrl || location.origin + "/";
+  const asked = new URLSearchParams(location.search).get("api");
+  if (!asked) return { url: configured };
+  let origin = null;
+  try { origin = new URL(asked, location.href).origin; } catch (err) { /* not a URL */ }
+  const trusted = [location.origin, ...(CONFIG.allowedApiOrigins || [])];
+  return trusted.includes(origin) ? { url: asked } : { url: configured, refused: asked };
+})();
+function apiUrl() { return API.url; }
+
+// fetch with the page's time limit: a hung service must not hang the page.
+async function fetchWithTimeout(url, options = {}) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), TIMEOUT_SECONDS * 1000);
+  try {
+    return await fetch(url, { ...options, signal: controller.signal });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const state = { files: [], strokes: [], drawing: null };
@@ -112,9 +134,6 @@ drop.addEventListener("drop", (e) => {
   drop.classList.remove("over");
   setFiles(e.dataTransfer.files);
 });
-drop.addEventListener("keydown", (e) => {
-  if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("image-input").click(); }
-});
 document.addEventListener("paste", (e) => {
   const files = Array.from(e.clipboardData.files || []);
   if (files.length) setFiles(files.map((f) => (f.name ? f : new File([f], "image.png",
@@ -145,10 +164,13 @@ async function predict() {
   $("predict").disabled = true;
   let response, body;
   try {
-    response = await fetch(apiUrl(), { method: "POST", body: form });
+    response = await fetchWithTimeout(apiUrl(), { method: "POST", body: form });
     body = await response.json().catch(() => ({}));
   } catch (err) {
-    showError("Cannot reach the prediction service. Check your connection and try again.");
+    showError(err.name === "AbortError"
+      ? `The prediction service did not answer within ${TIMEOUT_SECONDS} seconds. ` +
+        "Try again, or send fewer or smaller images."
+      : "Cannot reach the prediction service. Check your connection and try again.");
     return;
   } finally {
     $("predict").disabled = false;
@@ -265,7 +287,7 @@ $("clear").addEventListener("click", () => {
 
 async function loadAbout() {
   try {
-    const facts = await (await fetch(apiUrl())).json();
+    const facts = await (await fetchWithTimeout(apiUrl())).json();
     const acc = facts.test_accuracy ? `${(100 * facts.test_accuracy).toFixed(2)}%` : "unknown";
     $("about-facts").textContent = `Model: ${facts.model}. Measured test accuracy on the ` +
       `10,000 MNIST test digits: ${acc} (checkpoint step ${facts.step}).`;
@@ -274,5 +296,10 @@ async function loadAbout() {
   }
 }
 
+if (API.refused) {
+  $("notice").textContent = `This link asked the page to send your images to ${API.refused}, ` +
+    `which this page does not trust; it uses ${API.url} instead.`;
+  $("notice").hidden = false;
+}
 redraw();
 loadAbout();
