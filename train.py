@@ -31,7 +31,7 @@ COMPILATION_CACHE = Path(os.environ.get("HDR_COMPILATION_CACHE",
                                         Path.home() / ".cache" / "hdr-jax" / "xla"))
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("command", nargs="?", default="train", choices=["train", "evaluate", "export"])
     p.add_argument("--preset", choices=list(PRESETS), default="default",
@@ -172,7 +172,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
     try:

@@ -3,13 +3,17 @@ function under functions-framework's real server, against the baseline server
 (bench/baseline_server.py: resize straight to 28x28, one model call per request), in one run.
 
   python bench/serving.py --data-dir DIR [--uploads 400] [--numbers 500] [--seconds 20]
-                          [--cold-starts 5]
+                          [--cold-starts 5] [--compare-with DIR]
+
+`--compare-with DIR` adds the function of another checkout (e.g. `git worktree add DIR
+HEAD~1`) as a third server, measured in the same run: before/after figures of a change.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import threading
@@ -25,12 +29,12 @@ from PIL import Image  # noqa: E402
 
 from bench.baseline_server import naive_preprocess  # noqa: E402
 from bench.common import header  # noqa: E402
+from bench.servers import ROOT, free_port, function_command, wait_ready  # noqa: E402
+from bench.uploads import STYLES, digit_upload, number_upload, png_bytes  # noqa: E402
 from hdr_jax import data  # noqa: E402
 from hdr_jax.inference import Predictor  # noqa: E402
 from hdr_jax.lifecycle import checkpoint_path  # noqa: E402
 from hdr_jax.recognition import Recognizer  # noqa: E402
-from tests.servers import ROOT, free_port, function_command, wait_ready  # noqa: E402
-from tests.uploads import STYLES, digit_upload, number_upload  # noqa: E402
 
 
 def accuracy(mnist: data.Mnist, n_per_style: int, n_numbers: int) -> None:
@@ -61,9 +65,7 @@ def accuracy(mnist: data.Mnist, n_per_style: int, n_numbers: int) -> None:
 
 
 def _png(img: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, "PNG")
-    return buf.getvalue()
+    return png_bytes(img)
 
 
 def _phone_jpeg(img: np.ndarray) -> bytes:
@@ -75,11 +77,13 @@ def _phone_jpeg(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def cold_start(command: list[str], port: int, png: bytes) -> tuple[float, psutil.Popen]:
+def cold_start(command: list[str], port: int, png: bytes,
+               env: dict | None = None) -> tuple[float, psutil.Popen]:
     """Seconds from starting the server process to its first answered prediction."""
     url = f"http://127.0.0.1:{port}/"
     start = time.perf_counter()
-    proc = psutil.Popen(command, cwd=ROOT, stdout=-3, stderr=-3)
+    proc = psutil.Popen(command, cwd=ROOT, stdout=-3, stderr=-3,
+                        env={**os.environ, **(env or {})})
     try:
         wait_ready(url, proc)
         r = requests.post(url, data=png, headers={"Content-Type": "image/png"}, timeout=60)
@@ -90,11 +94,11 @@ def cold_start(command: list[str], port: int, png: bytes) -> tuple[float, psutil
     return time.perf_counter() - start, proc
 
 
-def cold_starts(command_for_port, png: bytes, n: int) -> list[float]:
+def cold_starts(command_for_port, png: bytes, n: int, env: dict | None = None) -> list[float]:
     times = []
     for _ in range(n):
         port = free_port()
-        seconds, proc = cold_start(command_for_port(port), port, png)
+        seconds, proc = cold_start(command_for_port(port), port, png, env)
         proc.terminate()
         proc.wait(timeout=30)
         times.append(seconds)
@@ -102,13 +106,13 @@ def cold_starts(command_for_port, png: bytes, n: int) -> list[float]:
 
 
 def measure_server(name: str, command_for_port, mnist: data.Mnist, seconds: float,
-                   cold_repeats: int) -> dict:
+                   cold_repeats: int, env: dict | None = None) -> dict:
     png = _png(mnist.test.images[0])
     jpeg = _phone_jpeg(mnist.test.images[0])
-    colds = cold_starts(command_for_port, png, cold_repeats - 1)
+    colds = cold_starts(command_for_port, png, cold_repeats - 1, env)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    cold, proc = cold_start(command_for_port(port), port, png)
+    cold, proc = cold_start(command_for_port(port), port, png, env)
     colds.append(cold)
     # Latency and throughput are of the steady state: after the first answer the larger batch
     # shapes still compile in the background for about a second.
@@ -170,6 +174,7 @@ def main() -> None:
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--cold-starts", type=int, default=5,
                    help="start each server this many times; cold start is the median")
+    p.add_argument("--compare-with", help="another checkout whose function to measure too")
     args = p.parse_args()
     header("serving")
     mnist = data.load_idx_dir(args.data_dir)
@@ -182,6 +187,12 @@ def main() -> None:
                        lambda port: [sys.executable, str(ROOT / "bench" / "baseline_server.py"),
                                      "--port", str(port)], mnist, args.seconds, args.cold_starts),
     ]
+    if args.compare_with:
+        other = Path(args.compare_with).resolve()
+        rows.insert(1, measure_server(
+            f"hdr-jax function at {other.name}",
+            lambda port: function_command(port, other / "function" / "main.py"), mnist,
+            args.seconds, args.cold_starts, env={"PYTHONPATH": str(other)}))
     print(f"\n## HTTP over loopback (concurrency 8 for {args.seconds:.0f} s)")
     print(f"  {'server':<42}{'cold s':>8}{'png p50':>9}{'p95':>7}{'2MP jpg p50':>13}{'p95':>7}"
           f"{'req/s':>8}{'errors':>8}{'peak PSS MiB':>14}")
@@ -189,7 +200,12 @@ def main() -> None:
         print(f"  {r['name']:<42}{r['cold_s']:8.2f}{r['png_p50']:9.1f}{r['png_p95']:7.1f}"
               f"{r['jpg_p50']:13.1f}{r['jpg_p95']:7.1f}{r['rps']:8.0f}{r['errors']:8d}"
               f"{r['peak_mib']:14.0f}")
-    print(f"  ratio req/s ours/baseline: {rows[0]['rps'] / rows[1]['rps']:.2f}x")
+    print(f"  ratio req/s ours/baseline: {rows[0]['rps'] / rows[-1]['rps']:.2f}x")
+    if args.compare_with:
+        print(f"  ratio this checkout / {rows[1]['name']}: req/s "
+              f"{rows[0]['rps'] / rows[1]['rps']:.2f}x, png p50 "
+              f"{rows[0]['png_p50'] / rows[1]['png_p50']:.2f}x, 2MP jpg p50 "
+              f"{rows[0]['jpg_p50'] / rows[1]['jpg_p50']:.2f}x")
     for r in rows:
         lo, hi = r["cold_range"]
         print(f"  cold start of {r['name']}: median {r['cold_s']:.2f} s of {args.cold_starts} "

@@ -10,8 +10,8 @@ import pytest
 import requests
 from PIL import Image
 
+from bench.servers import free_port, running
 from hdr_jax import deploy
-from tests.servers import free_port, running
 
 
 def test_build_refuses_a_damaged_checkpoint(tmp_path):

@@ -26,7 +26,7 @@ def _train_args(script: str) -> list[str]:
 def test_shell_examples_are_valid_bash_with_flags_train_py_accepts(name):
     path = CLUSTER / name
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
-    args = train._parser().parse_args(_train_args(path.read_text()))
+    args = train.parser().parse_args(_train_args(path.read_text()))
     assert args.preset == "fast" and args.batch_size % 8 == 0
 
 
@@ -55,7 +55,7 @@ def test_k8s_manifest_is_an_indexed_job_whose_pods_find_their_coordinator():
         "metadata.annotations['batch.kubernetes.io/job-completion-index']"
     assert container["resources"]["limits"]["nvidia.com/gpu"] >= 1
     assert container["command"][:2] == ["python", "train.py"]
-    args = train._parser().parse_args(container["command"][2:])
+    args = train.parser().parse_args(container["command"][2:])
     assert args.batch_size % (container["resources"]["limits"]["nvidia.com/gpu"]
                               * spec["completions"]) == 0
     mounts = {m["name"] for m in container["volumeMounts"]}

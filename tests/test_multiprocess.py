@@ -1,7 +1,6 @@
 """Two processes x 4 CPU devices (JAX's distributed runtime, gloo collectives) must train to the
 same parameters as one process with 8 devices."""
 
-import socket
 import subprocess
 import sys
 
@@ -9,17 +8,12 @@ import jax
 import numpy as np
 import pytest
 
+from bench.servers import free_port
 from hdr_jax.evaluate import restore_workdir
 from tests.conftest import ROOT, cli_env, run_cli, synthetic_mnist, write_idx_dataset
 
 ARGS = ["--epochs", "1", "--max-steps", "6", "--batch-size", "32", "--validation-size", "0",
         "--checkpoint-every-steps", "3", "--width", "0.5", "--no-progress"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -30,7 +24,7 @@ def test_two_processes_match_one_process(tmp_path, strategy):
     single = run_cli(*common, "--workdir", str(tmp_path / "single"), "--cpu-devices", "8")
     assert single.returncode == 0, single.stderr[-2000:]
 
-    port = _free_port()
+    port = free_port()
     env = cli_env()
     procs = [subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), *common, "--workdir", str(tmp_path / "multi"),

@@ -5,13 +5,12 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from bench.uploads import png_bytes
 from hdr_jax import preprocess
 
 
-def _png(array: np.ndarray, mode: str = "L", **kw) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array, mode).save(buf, "PNG", **kw)
-    return buf.getvalue()
+def _png(array: np.ndarray, mode: str = "L") -> bytes:
+    return png_bytes(array, mode)
 
 
 def _stroke_digit(h=200, w=300, dark_on_light=True) -> np.ndarray:
@@ -194,7 +193,6 @@ def test_random_noise_is_no_digit_or_a_digit_never_an_exception():
 _WORST_UPLOADS = r"""
 import json, sys, time
 from pathlib import Path
-from PIL import Image
 from hdr_jax.inference import Predictor
 from hdr_jax.recognition import Recognizer
 

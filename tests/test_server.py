@@ -1,6 +1,5 @@
 """The function behind functions-framework's real server, over loopback."""
 
-import io
 import os
 import threading
 import time
@@ -8,17 +7,11 @@ import time
 import psutil
 import pytest
 import requests
-from PIL import Image
 
-from tests.servers import free_port, function_command, running
+from bench.servers import free_port, function_command, running
+from bench.uploads import png_bytes as _png
 
 pytestmark = pytest.mark.slow
-
-
-def _png(array) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +79,8 @@ def test_serve_py_runs_the_production_gunicorn_server_not_flasks(shipped_checkpo
     import subprocess
     import sys
 
+    from bench.servers import wait_ready
     from tests.conftest import ROOT
-    from tests.servers import wait_ready
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), "--port", str(port)],

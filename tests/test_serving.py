@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from bench.uploads import digit_upload, number_upload
+from bench.uploads import png_bytes as _png
 from tests.conftest import ROOT
-from tests.uploads import digit_upload, number_upload
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +25,6 @@ def app(shipped_checkpoint):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-def _png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def _form(*files, **fields):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.servers import free_port, running
+from bench.uploads import number_upload
 from tests.conftest import ROOT
-from tests.servers import free_port, running
-from tests.uploads import number_upload
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

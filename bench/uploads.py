@@ -1,8 +1,9 @@
 """Realistic uploads made from MNIST test digits, with their true labels.
 
-Styles: photos of dark ink on tinted paper (lighting gradient, noise, JPEG), drawings on a
-transparent canvas (PNG with alpha), screenshots (dark on white), large off-centre images, and
-raw MNIST PNGs. `number_upload` writes 2-6 digits on one line. Everything is seeded.
+Shared by the tests and the benchmarks. Styles: photos of dark ink on tinted paper (lighting
+gradient, noise, JPEG), drawings on a transparent canvas (PNG with alpha), screenshots (dark on
+white), large off-centre images, and raw MNIST PNGs. `number_upload` writes 2-6 digits on one
+line. Everything is seeded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ def _encode(image: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     image.save(buf, fmt, **kw)
     return buf.getvalue()
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    """An array (uint8 grey or RGB(A), or uint16 grey) as the bytes of a PNG file."""
+    return _encode(Image.fromarray(array, mode), "PNG")
 
 
 def _paper_photo(ink: np.ndarray, rng: np.random.Generator, canvas_hw: tuple[int, int]) -> bytes:
