@@ -25,7 +25,7 @@ _FLAGS = {  # flag -> TrainConfig field
     "learning_rate": float, "weight_decay": float, "warmup_epochs": float,
     "label_smoothing": float, "strategy": str, "seed": int, "validation_size": int,
     "train_limit": int, "eval_batch_size": int, "checkpoint_every_steps": int,
-    "keep_checkpoints": int, "log_every_steps": int,
+    "keep_checkpoints": int, "log_every_steps": int, "steps_per_dispatch": int,
 }
 COMPILATION_CACHE = Path(os.environ.get("HDR_COMPILATION_CACHE",
                                         Path.home() / ".cache" / "hdr-jax" / "xla"))

@@ -47,8 +47,14 @@ def synthetic_dataset(n_train: int = 60_000, n_test: int = 10_000, seed: int = 0
     return data.Mnist(split(n_train), split(n_test), "synthetic")
 
 
-def bare_step_rate(strategy, config, dataset, steps: int) -> float:
-    """Images/s of the compiled step dispatched `steps` times back to back (one wait)."""
+def bare_step_rate(strategy, config, dataset, steps: int, in_flight: int = 1) -> float:
+    """Images/s of the compiled step dispatched `steps` times back to back, waiting only for
+    the step `in_flight` dispatches back: by default, as the loop does, for the one before
+    the step just queued, which is all an accelerator needs never to wait for the host
+    (XLA:CPU's emulated devices run slower, and can deadlock in their collectives, with
+    many steps queued)."""
+    import collections
+
     import jax
 
     from bench.common import train_stepper
@@ -56,11 +62,15 @@ def bare_step_rate(strategy, config, dataset, steps: int) -> float:
 
     train_split, _ = data.training_splits(dataset, config)
     step = train_stepper(strategy, config, train_split.images, train_split.labels)
-    jax.block_until_ready(step())  # Compile.
+    for _ in range(3):  # Compile; pmap compiles again once its own outputs come back in.
+        jax.block_until_ready(step())
+    queued = collections.deque()
     start = time.perf_counter()
-    for _ in range(steps - 1):
-        step()
-    jax.block_until_ready(step())
+    for _ in range(steps):
+        queued.append(step())
+        if len(queued) > in_flight:
+            jax.block_until_ready(queued.popleft())
+    jax.block_until_ready(list(queued))
     return steps * config.batch_size / (time.perf_counter() - start)
 
 
@@ -92,7 +102,9 @@ def measure(strategy_name: str, config, dataset, steps: int) -> dict:
     return {"loop_images_per_s": round(loop), "step_images_per_s": round(step),
             "ratio": round(loop / step, 3), "step_before_after": [round(before), round(after)],
             "strategy": strategy_name, "batch_size": config.batch_size,
-            "chunk": config.log_every_steps, "devices": strategy.num_devices,
+            "steps_per_dispatch": parallel.steps_per_dispatch(config.steps_per_dispatch,
+                                                              strategy),
+            "devices": strategy.num_devices,
             "device": jax.devices()[0].device_kind}
 
 
@@ -105,23 +117,33 @@ def main() -> None:
     p.add_argument("--train-limit", type=int, help="train on the first N images only")
     p.add_argument("--epochs", type=int, default=3, help="loop epochs (the first is not timed)")
     p.add_argument("--steps", type=int, default=200, help="bare-step dispatches timed")
-    p.add_argument("--log-every-steps", type=int, help="steps per dispatch in the loop")
+    p.add_argument("--steps-per-dispatch", type=int, default=0,
+                   help="steps per dispatch in the loop (0: the loop's own choice)")
     p.add_argument("--loop-only", action="store_true",
                    help="time the loop alone (works on earlier commits' code too)")
+    p.add_argument("--library", help="import hdr_jax from this checkout (with --loop-only: "
+                                     "the loop of an earlier commit, e.g. a git worktree)")
     p.add_argument("--cpu-devices", type=int, help="emulated CPU devices (default: as train.py)")
     args = p.parse_args()
+    if args.library:
+        sys.path.insert(0, str(Path(args.library).resolve()))
+    import jax
 
     from hdr_jax import parallel
 
-    parallel.use_cpu_devices(args.cpu_devices or parallel.cpu_device_count(
+    # Set directly (not through parallel.use_cpu_devices) so that --library may name code
+    # from before that helper existed.
+    jax.config.update("jax_num_cpu_devices", args.cpu_devices or parallel.cpu_device_count(
         os.cpu_count() or 1, args.batch_size))
     from bench.common import header
     from hdr_jax import data
     from hdr_jax.config import TrainConfig
 
-    header(f"loop efficiency: {args.strategy}, batch {args.batch_size}, width {args.width}")
+    header(f"loop efficiency: {args.strategy}, batch {args.batch_size}, width {args.width}, "
+           f"hdr_jax from {Path(parallel.__file__).parents[1]}")
     dataset = data.load_mnist(args.data_dir) if args.data_dir else synthetic_dataset()
-    overrides = {"log_every_steps": args.log_every_steps} if args.log_every_steps else {}
+    overrides = {"steps_per_dispatch": args.steps_per_dispatch} if args.steps_per_dispatch \
+        else {}  # Code from before that field existed has no such argument.
     config = TrainConfig(batch_size=args.batch_size, epochs=args.epochs, validation_size=0,
                          train_limit=args.train_limit, model=scaled_model(args.width),
                          **overrides)

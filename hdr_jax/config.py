@@ -55,9 +55,11 @@ class TrainConfig:
     eval_batch_size: int = 1000
     checkpoint_every_steps: int = 200
     keep_checkpoints: int = 3
-    # Steps per dispatch: the loop runs this many steps as one compiled `lax.scan` and reads
-    # their metrics once (a chunk ends early at an epoch's end).
-    log_every_steps: int = 20
+    log_every_steps: int = 20  # Progress-bar refresh (metrics are read every dispatch).
+    # Steps compiled into one dispatch (`lax.scan`); a chunk ends early at an epoch's end.
+    # 0 = auto: 20 on accelerators; 1 on CPUs, where XLA runs a loop body ~3x slower than the
+    # same step on its own (BENCHMARKS.md, "loop efficiency").
+    steps_per_dispatch: int = 0
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
@@ -80,6 +82,7 @@ class TrainConfig:
             ("checkpoint-every-steps", self.checkpoint_every_steps >= 1, "at least 1"),
             ("keep-checkpoints", self.keep_checkpoints >= 1, "at least 1"),
             ("log-every-steps", self.log_every_steps >= 1, "at least 1"),
+            ("steps-per-dispatch", self.steps_per_dispatch >= 0, "0 (auto) or more"),
             ("dropout", 0 <= self.model.dropout_rate < 1, "in [0, 1)"),
             ("width", min(self.model.conv_features) >= 1 and self.model.dense_features >= 1,
              "large enough to leave every layer at least one unit"),
@@ -113,7 +116,7 @@ PRESETS: dict[str, dict] = {
     # Time to 99.5% on an accelerator: large batches keep a GPU busy (BENCHMARKS.md, "scaling
     # on paper"); a longer warm-up keeps the 8x larger learning rate stable.
     "fast": {"batch_size": 1024, "learning_rate": 8e-3, "warmup_epochs": 1.0, "epochs": 14,
-             "eval_batch_size": 5000, "checkpoint_every_steps": 1000, "log_every_steps": 29},
+             "eval_batch_size": 5000, "checkpoint_every_steps": 1000, "steps_per_dispatch": 29},
 }
 
 

@@ -113,6 +113,7 @@ class EpochRunner:
     batch_size: int
     meta: dict
     progress: bool = True
+    log_every: int = 20  # Steps between refreshes of the progress bar's figures.
 
     def run(self, state: TrainState, epoch: int, start: int, end: int, epochs: int,
             sums: dict | None = None) -> tuple[TrainState, dict]:
@@ -160,9 +161,11 @@ class EpochRunner:
         sums["loss"] += float(m["loss"].sum())
         sums["accuracy"] += float(m["accuracy"].sum())
         sums["n"] += len(m["loss"])
-        rate = (first + len(m["loss"]) - start) * self.batch_size / (time.perf_counter() - t0)
-        bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}",
-                        acc=f"{sums['accuracy'] / sums['n']:.4f}", img_s=f"{rate:.0f}")
+        done = first + len(m["loss"])
+        if done // self.log_every > first // self.log_every:
+            rate = (done - start) * self.batch_size / (time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}",
+                            acc=f"{sums['accuracy'] / sums['n']:.4f}", img_s=f"{rate:.0f}")
         bar.update(len(m["loss"]))
 
 
@@ -191,10 +194,13 @@ def train_and_evaluate(config: TrainConfig, dataset: data.Mnist | None = None,
         step_fn = lambda state, *args: train_step(graphdef, tx, config, state, *args)
         runner = EpochRunner(
             strategy, strategy.compile_train(step_fn, config.batch_size, steps_per_epoch),
-            ChunkPlan(steps_per_epoch, config.log_every_steps, config.checkpoint_every_steps),
+            ChunkPlan(steps_per_epoch, parallel.steps_per_dispatch(config.steps_per_dispatch,
+                                                                    strategy),
+                      config.checkpoint_every_steps),
             ckpts, strategy.replicate((train_split.images, train_split.labels)), len(train_split),
             jax.random.fold_in(jax.random.key(config.seed), 2), config.batch_size,
-            {"config": config.to_dict(), "steps_per_epoch": steps_per_epoch}, progress)
+            {"config": config.to_dict(), "steps_per_epoch": steps_per_epoch}, progress,
+            config.log_every_steps)
         evaluator = Evaluator(strategy, graphdef,
                               eval_batch_size(config.eval_batch_size, strategy))
         splits = {"test": evaluator.put(dataset.test)}

@@ -23,7 +23,7 @@ from tests.conftest import ROOT, cli_env, cpu_devices, run_cli, synthetic_mnist,
 from tests.test_train import small_config
 
 TRAIN_ARGS = ["--epochs", "3", "--batch-size", "32", "--checkpoint-every-steps", "4",
-              "--log-every-steps", "4",
+              "--steps-per-dispatch", "4",
               "--validation-size", "0", "--no-progress", "--cpu-devices", "2"]
 
 

@@ -33,7 +33,8 @@ def _host_params(result, strategy):
 
 def test_single_device_mesh_and_pmap_train_to_the_same_parameters(tmp_path):
     dataset = synthetic_mnist()
-    config = small_config(tmp_path, max_steps=4, augment=AugmentConfig())  # all randomness on
+    # All randomness on; two steps per dispatch, so the chunked (lax.scan) path is compared.
+    config = small_config(tmp_path, max_steps=4, augment=AugmentConfig(), steps_per_dispatch=2)
     strategies = {
         "single": parallel.MeshStrategy(devices=cpu_devices(1)),
         "mesh8": parallel.MeshStrategy(devices=cpu_devices(8)),
@@ -145,7 +146,7 @@ def test_a_step_whose_update_breaks_the_parameters_is_never_saved(tmp_path):
     # With a NaN learning rate the first loss and gradients are finite; only the parameters
     # after the update are not. Checkpointing after every step must not save them.
     config = small_config(tmp_path, learning_rate=float("nan"), max_steps=4,
-                          checkpoint_every_steps=1, log_every_steps=1)
+                          checkpoint_every_steps=1, steps_per_dispatch=1)
     with pytest.raises(TrainingDiverged, match=r"at step 1: .*parameters finite: False.*"
                                                r"no checkpoint yet"):
         train_and_evaluate(config, synthetic_mnist(), progress=False)

@@ -1,0 +1,39 @@
+"""The accelerator benchmarks run end to end on a CPU (their figures come from a GPU)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, cli_env
+
+pytestmark = pytest.mark.slow
+
+
+def _run(*args: str) -> str:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=cli_env(), capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_loop_efficiency_ends_with_one_json_line_of_loop_step_and_ratio():
+    out = _run("bench/loop_efficiency.py", "--width", "0.1", "--train-limit", "512",
+               "--epochs", "2", "--steps", "4", "--batch-size", "64")
+    facts = json.loads(out.strip().splitlines()[-1])
+    assert facts["loop_images_per_s"] > 0 and facts["step_images_per_s"] > 0
+    assert facts["ratio"] == pytest.approx(facts["loop_images_per_s"] /
+                                           facts["step_images_per_s"], rel=0.01)
+
+
+def test_accelerator_script_smoke_run_prints_its_benchmarks_section(tmp_path):
+    target = tmp_path / "BENCHMARKS.md"
+    out = _run("bench/accelerator.py", "--smoke", "--append", str(target))
+    section = target.read_text()
+    assert section.strip() in out
+    assert "## Accelerator run: cpu" in section
+    for row in ("loop / bare step, mesh", "loop / bare step, pmap",
+                "fast preset, cold compilation cache", "fast preset, warm compilation cache",
+                "default preset", "one device -> 8 on paper"):
+        assert row in section, row
