@@ -190,65 +190,13 @@ def test_random_noise_is_no_digit_or_a_digit_never_an_exception():
                            (out if isinstance(out, list) else [out]))
 
 
-_WORST_UPLOADS = r"""
-import json, sys, time
-from pathlib import Path
-from hdr_jax.inference import Predictor
-from hdr_jax.recognition import Recognizer
-
-def status(field):  # kB -> bytes, from the kernel's own accounting of this process.
-    line = next(l for l in Path("/proc/self/status").read_text().splitlines()
-                if l.startswith(field + ":"))
-    return int(line.split()[1]) * 1024
-
-uploads = [Path(p).read_bytes() for p in sys.argv[2:]]
-recognizer = Recognizer(Predictor.from_checkpoint(sys.argv[1]))
-recognizer.read(uploads[-1:])  # Warmed up: now idle.
-idle = status("VmRSS")
-Path("/proc/self/clear_refs").write_text("5")  # Peak RSS (VmHWM) starts again from here.
-cpu = time.process_time()
-readings = recognizer.read(uploads)  # One request holding all of them.
-print(json.dumps({"peak_above_idle": status("VmHWM") - idle,
-                  "cpu_per_image": (time.process_time() - cpu) / len(uploads),
-                  "boxes": [list(r.box) for r in readings]}))
-"""
-
-
-def _write_worst_uploads(folder) -> list:
-    """25 MP (the most pixels allowed) RGBA, palette, 16-bit and JPEG uploads of a tall bar
-    (a "1") at x 2300-2700, y 1500-3500."""
-    side = 5000
-    ink = np.zeros((side, side), np.uint8)
-    ink[1500:3500, 2300:2700] = 255
-    rgba = np.zeros((side, side, 4), np.uint8)
-    rgba[..., 3] = ink
-    images = {"rgba.png": Image.fromarray(rgba, "RGBA"),
-              "palette.png": Image.fromarray(255 - ink, "L").convert("P"),
-              "grey16.png": Image.fromarray(65535 - ink.astype(np.uint16) * 257),
-              "photo.jpg": Image.fromarray(255 - ink, "L").convert("RGB")}
-    paths = []
-    for name, image in images.items():
-        image.save(folder / name, quality=90)
-        paths.append(folder / name)
-    return paths
-
-
 @pytest.mark.slow
 def test_worst_allowed_uploads_stay_within_memory_and_cpu_limits(tmp_path, shipped_checkpoint):
     """The worst uploads within the limits, in one request: under 256 MiB above the idle
     process at peak, under 1 s of CPU per image, and boxes in the upload's own pixels."""
-    import json
-    import subprocess
-    import sys
+    from bench.upload_memory import measure, write_worst_uploads
 
-    from tests.conftest import ROOT, cli_env
-
-    paths = [str(p) for p in _write_worst_uploads(tmp_path)]
-    proc = subprocess.run([sys.executable, "-c", _WORST_UPLOADS, str(shipped_checkpoint),
-                           *paths], cwd=ROOT, env=cli_env(), capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    facts = json.loads(proc.stdout.strip().splitlines()[-1])
+    facts = measure(shipped_checkpoint, write_worst_uploads(tmp_path))
     assert 0 < facts["peak_above_idle"] < 256 * 2**20, facts
     assert facts["cpu_per_image"] < 1.0, facts
     for x0, y0, x1, y1 in facts["boxes"]:
