@@ -50,11 +50,17 @@ def _abstract_images(size: int) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct((size, 28, 28), jnp.float32)
 
 
-def _probabilities_fn(graphdef: nnx.GraphDef):
+def temperature_of(info: dict) -> float:
+    """The checkpoint's calibration temperature (`bench/calibration.py` fits it on realistic
+    uploads; 1.0, the model's own softmax, where none was fitted)."""
+    return float(info.get("calibration", {}).get("temperature", 1.0))
+
+
+def _probabilities_fn(graphdef: nnx.GraphDef, temperature: float = 1.0):
     @jax.jit
     def probabilities(state: nnx.State, images: jax.Array) -> jax.Array:
         model = nnx.merge(graphdef, state)
-        return jax.nn.softmax(model(images[..., None]), axis=-1)
+        return jax.nn.softmax(model(images[..., None]) / temperature, axis=-1)
 
     return probabilities
 
@@ -69,7 +75,8 @@ class Predictor:
                  _compiling: dict[int, Future] | None = None):
         graphdef, self._state = nnx.split(model)
         self.model, self.info, self.buckets = model, info, tuple(sorted(buckets))
-        self._probabilities = _probabilities_fn(graphdef)
+        self.temperature = temperature_of(info)
+        self._probabilities = _probabilities_fn(graphdef, self.temperature)
         self._executables: dict[int, Future] = dict(_compiling or {})
         self._lock = threading.Lock()
 
@@ -83,7 +90,7 @@ class Predictor:
         info = checkpoint.read_info(directory)
         abstract = _abstract_eval_model(model_config_from_info(info))
         graphdef, abstract_state = nnx.split(abstract)
-        probabilities = _probabilities_fn(graphdef)
+        probabilities = _probabilities_fn(graphdef, temperature_of(info))
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdr-compile")
         compiling = {size: pool.submit(lambda s=size: probabilities.lower(
             abstract_state, _abstract_images(s)).compile()) for size in precompile}

@@ -17,6 +17,9 @@ from hdr_jax import preprocess
 from hdr_jax.inference import Predictor
 
 MODES = ("digit", "number")
+# Readings less sure than this are flagged `low_confidence`, unless the checkpoint carries its
+# own threshold (`bench/calibration.py` fits one on realistic uploads).
+LOW_CONFIDENCE_BELOW = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +29,7 @@ class DigitReading:
     probabilities: tuple[float, ...]
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the upload's (oriented) pixels.
     image: np.ndarray  # The 28x28 float image the model saw.
+    low_confidence: bool = False  # Less sure than the checkpoint's calibrated threshold.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +57,8 @@ class Recognizer:
         self.prediction_log = prediction_log
         self._log_lock = threading.Lock()
         self.answered = threading.Event()  # Set once the first reading has been made.
+        self.low_confidence_below = float(predictor.info.get("calibration", {}).get(
+            "low_confidence_below", LOW_CONFIDENCE_BELOW))
 
     @property
     def info(self) -> dict:
@@ -78,7 +84,8 @@ class Recognizer:
             if isinstance(digits, preprocess.PreprocessError):
                 results.append(digits)
                 continue
-            readings = tuple(_reading(d, next(probabilities)) for d in digits)
+            readings = tuple(_reading(d, next(probabilities), self.low_confidence_below)
+                             for d in digits)
             result = NumberReading(readings) if mode == "number" else readings[0]
             results.append(result)
             self._log(raw, mode, result)
@@ -89,8 +96,8 @@ class Recognizer:
         if not self.prediction_log:
             return
         digits = result.digits if isinstance(result, NumberReading) else (result,)
-        slim = [{"digit": d.digit, "confidence": d.confidence, "box": list(d.box)}
-                for d in digits]
+        slim = [{"digit": d.digit, "confidence": d.confidence, "box": list(d.box),
+                 "low_confidence": d.low_confidence} for d in digits]
         summary = ({"number": result.number, "digits": slim}
                    if isinstance(result, NumberReading) else
                    {"digit": slim[0]["digit"], "confidence": slim[0]["confidence"]})
@@ -100,7 +107,7 @@ class Recognizer:
             f.write(line + "\n")
 
 
-def _reading(digit: preprocess.Digit, p: np.ndarray) -> DigitReading:
+def _reading(digit: preprocess.Digit, p: np.ndarray, low_below: float) -> DigitReading:
     return DigitReading(digit=int(p.argmax()), confidence=float(p.max()),
                         probabilities=tuple(round(float(x), 6) for x in p), box=digit.box,
-                        image=digit.image)
+                        image=digit.image, low_confidence=bool(p.max() < low_below))

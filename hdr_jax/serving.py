@@ -95,7 +95,7 @@ def reading_json(reading: Reading, include_input: bool = False) -> dict:
     """The JSON of one reading (README, "API")."""
     def digit(d: DigitReading, with_box: bool) -> dict:
         out = {"digit": d.digit, "confidence": d.confidence,
-               "probabilities": list(d.probabilities)}
+               "low_confidence": d.low_confidence, "probabilities": list(d.probabilities)}
         if with_box:
             out["box"] = list(d.box)
         if include_input:
@@ -103,7 +103,9 @@ def reading_json(reading: Reading, include_input: bool = False) -> dict:
         return out
 
     if isinstance(reading, NumberReading):
-        return {"number": reading.number, "digits": [digit(d, True) for d in reading.digits]}
+        return {"number": reading.number,
+                "low_confidence": any(d.low_confidence for d in reading.digits),
+                "digits": [digit(d, True) for d in reading.digits]}
     return digit(reading, False)
 
 
@@ -174,6 +176,7 @@ class HttpApi:
                 "modes": list(MODES), "max_images": self.limits.max_images,
                 "max_body_bytes": self.limits.max_body_bytes,
                 "max_pixels": self.limits.max_pixels,
+                "low_confidence_below": recognizer.low_confidence_below,
                 "api_key_required": bool(self._api_keys)}
 
     def _check_key(self, given: str) -> None:

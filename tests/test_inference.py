@@ -41,3 +41,15 @@ def test_each_bucket_compiles_once_even_when_asked_from_many_threads(shipped_che
         t.join()
     predictor.warmup()
     assert sorted(calls) == [(1, 28, 28), (8, 28, 28)]
+
+
+def test_a_calibration_temperature_divides_the_logits(shipped_checkpoint):
+    predictor = Predictor.from_checkpoint(shipped_checkpoint, buckets=(8,))
+    cooled = Predictor(predictor.model, {**predictor.info, "calibration": {"temperature": 2.0}},
+                       buckets=(8,))
+    images = _images(8)
+    logits = np.asarray(predictor.model(images[..., None]))
+    np.testing.assert_allclose(cooled.predict(images), jax.nn.softmax(logits / 2.0, axis=-1),
+                               rtol=1e-5, atol=1e-6)
+    assert cooled.predict(images).argmax(-1).tolist() == predictor.predict(images).argmax(
+        -1).tolist()

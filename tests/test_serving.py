@@ -34,7 +34,8 @@ def _form(*files, **fields):
 
 
 def _check_digit_answer(body: dict):
-    assert set(body) >= {"digit", "confidence", "probabilities"}
+    assert set(body) >= {"digit", "confidence", "probabilities", "low_confidence"}
+    assert body["low_confidence"] is (body["confidence"] < 0.8845)  # The shipped threshold.
     assert len(body["probabilities"]) == 10
     assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-4)
     assert body["confidence"] == pytest.approx(max(body["probabilities"]), abs=1e-6)
@@ -227,6 +228,29 @@ def test_size_limits_are_413(client, monkeypatch, app):
         r = client.post("/", **_form(*[b"x"] * count))
         assert r.status_code == 413, count
         assert "the limit is 256 per request" in r.get_json()["error"]
+
+
+def test_readings_below_the_checkpoints_threshold_are_flagged_low_confidence(
+        shipped_checkpoint, real_mnist):
+    from hdr_jax.inference import Predictor
+    from hdr_jax.recognition import Recognizer
+
+    predictor = Predictor.from_checkpoint(shipped_checkpoint)
+    assert predictor.info["calibration"]["low_confidence_below"] == 0.8845
+    raws = [_png(img) for img in real_mnist.test.images[:20]]
+    readings = Recognizer(predictor).read(raws)
+    confidences = [r.confidence for r in readings]
+    for threshold in (0.0, float(np.median(confidences)), 1.01):
+        predictor.info["calibration"]["low_confidence_below"] = threshold
+        flags = [r.low_confidence for r in Recognizer(predictor).read(raws)]
+        assert flags == [c < threshold for c in confidences]
+    from hdr_jax.serving import reading_json
+
+    number = reading_json(Recognizer(predictor).read(
+        [number_upload(list(real_mnist.test.images[:3]), np.random.default_rng(1))],
+        mode="number")[0])
+    assert number["low_confidence"] is True  # Threshold 1.01: every digit is doubtful.
+    assert all(d["low_confidence"] for d in number["digits"])
 
 
 def test_prediction_log_keeps_hashes_not_images(tmp_path, real_mnist):

@@ -196,8 +196,29 @@ def test_a_service_that_never_answers_times_out_with_a_clear_message(browser, si
     page.close()
 
 
-def test_an_accessibility_checker_finds_nothing_to_fix(page):
+def test_a_low_confidence_reading_is_shown_as_such(page, tmp_path, real_mnist):
+    import json
+
+    answer = {"digit": 4, "confidence": 0.61, "low_confidence": True,
+              "probabilities": [0.01] * 4 + [0.61] + [0.0433] * 5}
+    page.route("**/", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(answer))
+        if route.request.method == "POST" else route.continue_())
+    page.set_input_files("#image-input", str(_save_png(tmp_path / "d.png",
+                                                       real_mnist.test.images[4])))
+    page.click("#predict")
+    page.wait_for_function("document.getElementById('result').textContent !== ''")
+    assert page.text_content("#result") == "4"
+    assert "low confidence: check this reading" in page.text_content("#confidence")
+    assert "low" in page.get_attribute("#result", "class")
+
+
+def test_an_accessibility_checker_finds_nothing_to_fix(page, tmp_path, real_mnist):
     """axe-core (vendored under tests/vendor) on the page, after a reading is shown."""
+    page.set_input_files("#image-input", str(_save_png(tmp_path / "d.png",
+                                                       real_mnist.test.images[0])))
+    page.click("#predict")
+    page.wait_for_function("document.getElementById('result').textContent !== ''")
     page.add_script_tag(path=str(ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js"))
     violations = page.evaluate("""async () => (await axe.run(document)).violations.map(
         v => `${v.id}: ${v.help} (${v.nodes.map(n => n.target.join(' ')).join(', ')})`)""")

@@ -211,7 +211,8 @@ function render(body, uploads) {
       const name = uploads[i] ? uploads[i].name : `image ${i + 1}`;
       li.textContent = r.error ? `${name}: ${sentence(r.error)}`
         : `${name}: ${r.number !== undefined ? r.number : r.digit}` +
-          (r.confidence !== undefined ? ` (${(100 * r.confidence).toFixed(1)}%)` : "");
+          (r.confidence !== undefined ? ` (${(100 * r.confidence).toFixed(1)}%)` : "") +
+          (r.low_confidence ? " - low confidence" : "");
       $("results-list").append(li);
     });
   }
@@ -221,14 +222,20 @@ function showOne(result) {
   const digits = result.digits || [result];
   $("result").textContent = result.number !== undefined ? result.number : String(result.digit);
   const confidence = Math.min(...digits.map((d) => d.confidence));
-  $("confidence").textContent = `confidence ${(100 * confidence).toFixed(1)}%`;
+  const doubtful = digits.filter((d) => d.low_confidence);
+  $("result").classList.toggle("low", doubtful.length > 0);
+  $("confidence").textContent = `confidence ${(100 * confidence).toFixed(1)}%` +
+    (doubtful.length ? ` (low confidence: check ${doubtful.length > 1 ? "the marked digits"
+      : digits.length > 1 ? "the marked digit" : "this reading"})` : "");
   drawChart(digits[0].probabilities);
   $("seen").hidden = false;
   digits.forEach((d) => {
     if (!d.input) return;
     const img = document.createElement("img");
     img.src = d.input;
-    img.alt = `28 by 28 input for the digit read as ${d.digit}`;
+    img.alt = `28 by 28 input for the digit read as ${d.digit}` +
+      (d.low_confidence ? " (low confidence)" : "");
+    if (d.low_confidence) img.classList.add("low");
     $("seen-images").append(img);
   });
   if (result.digits) drawBoxes(result.digits);
@@ -269,6 +276,7 @@ function drawBoxes(digits) {
     c.font = "bold 16px system-ui";
     digits.forEach((d) => {
       const [x0, y0, x1, y1] = d.box;
+      c.setLineDash(d.low_confidence ? [6, 4] : []);  // Dashed: low confidence.
       c.strokeRect(x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy);
       c.fillText(String(d.digit), x0 * sx + 2, Math.max(14, y0 * sy - 2));
     });
