@@ -107,3 +107,59 @@ def number_upload(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
         x += p.shape[1] + gap
     return _paper_photo(line, rng, (size + int(rng.integers(60, 400)),
                                     width + int(rng.integers(60, 600))))
+
+
+NON_DIGITS = ("blank", "bricks", "grass", "noise", "qr", "blobs")
+
+
+def non_digit_upload(kind: str, rng: np.random.Generator) -> bytes:
+    """A photo-like upload with no digit in it: a blank lit sheet, a brick wall, grass, sensor
+    noise, a QR-like code, or smooth shaded shapes (a cup, a pet's outline). JPEG or PNG."""
+    h, w = int(rng.integers(300, 900)), int(rng.integers(300, 900))
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    light = 0.75 + 0.2 * (gx / w * np.cos(angle) + gy / h * np.sin(angle))
+    if kind == "blank":
+        grey = light + rng.normal(0, 0.02, (h, w))
+    elif kind == "bricks":
+        bh, bw = int(rng.integers(20, 60)), int(rng.integers(50, 140))
+        row = (gy // bh).astype(int)
+        mortar = ((gy % bh) < 4) | (((gx + (row % 2) * bw / 2) % bw) < 4)
+        grey = np.where(mortar, 0.85, 0.35 + 0.15 * rng.random((h // bh + 1, w // 10 + 2))[
+            row, (gx // 10).astype(int)]) * light + rng.normal(0, 0.04, (h, w))
+    elif kind == "grass":
+        grey = np.full((h, w), 0.6, np.float32)
+        for _ in range(int(rng.integers(150, 400))):
+            x, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+            length, lean = int(rng.integers(20, 90)), rng.uniform(-0.4, 0.4)
+            for t in range(length):
+                yy, xx = y0 - t, int(x + lean * t)
+                if 0 <= yy < h and 0 <= xx < w - 2:
+                    grey[yy, xx:xx + 2] = rng.uniform(0.05, 0.35)
+        grey = grey * light
+    elif kind == "noise":
+        grey = rng.random((h, w))
+    elif kind == "qr":
+        n = int(rng.integers(21, 41))
+        cells = rng.random((n, n)) < 0.5
+        for cy, cx in ((0, 0), (0, n - 7), (n - 7, 0)):  # Finder patterns.
+            cells[cy:cy + 7, cx:cx + 7] = True
+            cells[cy + 1:cy + 6, cx + 1:cx + 6] = False
+            cells[cy + 2:cy + 5, cx + 2:cx + 5] = True
+        side = min(h, w) * 0.8
+        ys = ((gy - (h - side) / 2) / side * n).astype(int)
+        xs = ((gx - (w - side) / 2) / side * n).astype(int)
+        inside = (ys >= 0) & (ys < n) & (xs >= 0) & (xs < n)
+        grey = np.where(inside & cells[np.clip(ys, 0, n - 1), np.clip(xs, 0, n - 1)], 0.1, 0.95)
+    elif kind == "blobs":
+        grey = light.copy()
+        for _ in range(int(rng.integers(2, 6))):
+            cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+            ry, rx = rng.uniform(0.1, 0.4) * h, rng.uniform(0.1, 0.4) * w
+            inside = ((gy - cy) / ry) ** 2 + ((gx - cx) / rx) ** 2 < 1
+            shade = rng.uniform(0.1, 0.6) + 0.2 * (gx - cx) / rx
+            grey = np.where(inside, shade, grey)
+    else:
+        raise ValueError(kind)
+    image = Image.fromarray((np.clip(grey, 0, 1) * 255).astype(np.uint8), "L").convert("RGB")
+    return _encode(image, "JPEG", quality=int(rng.integers(60, 92)))

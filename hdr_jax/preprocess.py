@@ -44,6 +44,22 @@ class NoDigitFound(PreprocessError):
         super().__init__(message)
 
 
+class NotHandwriting(NoDigitFound):
+    """Ink that is not strokes of writing: a grid, a texture, a code."""
+
+    def __init__(self):
+        super().__init__("no digit found: the image looks like a pattern or a photo (a grid, a "
+                         "texture, a code), not handwriting")
+
+
+# Handwriting is a few strokes with a few enclosed holes (an 8 has two); a brick wall, grass
+# or a QR code is dozens of pieces or holes. Chosen on bench/uploads.py's tuning images
+# (digits: at most 7 pieces, 3 holes per digit-width; patterns: 7-206 holes); reported on
+# others by bench/non_digits.py.
+MAX_PIECES = 24
+MAX_HOLES_PER_DIGIT_WIDTH = 4
+
+
 @dataclasses.dataclass(frozen=True)
 class Decoded:
     """An upload decoded for reading: greyscale as a person sees it (float32 [h, w] in [0, 1],
@@ -238,15 +254,34 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
     keep[1:] = sizes >= max(0.05 * sizes.max(), 2)
     if not keep.any() or (sizes.max() < 8 and mask.size > 2000):  # Only specks: noise.
         raise NoDigitFound()
+    if keep.sum() > MAX_PIECES:
+        raise NotHandwriting()
     # Keep the faint anti-aliased rim around kept strokes too (dilating only around them: the
     # digit is usually a small part of a photo).
     boxes = [box for box, k in zip(ndimage.find_objects(labels), keep[1:], strict=True) if k]
     y0 = max(min(b[0].start for b in boxes) - 2, 0)
     x0 = max(min(b[1].start for b in boxes) - 2, 0)
     y1, x1 = max(b[0].stop for b in boxes) + 2, max(b[1].stop for b in boxes) + 2
+    _check_holes(keep[labels[y0:y1, x0:x1]] & mask[y0:y1, x0:x1])
     kept = np.zeros(mask.shape, bool)
     kept[y0:y1, x0:x1] = ndimage.binary_dilation(keep[labels[y0:y1, x0:x1]], iterations=2)
     return np.where(kept, ink, 0.0)
+
+
+def _check_holes(strokes: np.ndarray) -> None:
+    """Raises NotHandwriting when the strokes enclose far more holes than digits have."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    background, n = ndimage.label(~strokes)
+    if n <= MAX_HOLES_PER_DIGIT_WIDTH:
+        return
+    edge = np.unique(np.concatenate([background[0], background[-1], background[:, 0],
+                                     background[:, -1]]))
+    sizes = ndimage.sum_labels(np.ones(strokes.shape), background, range(1, n + 1))
+    holes = int(np.sum(sizes >= 4)) - int(np.sum(sizes[edge[edge > 0] - 1] >= 4))
+    digit_widths = max(1.0, strokes.shape[1] / strokes.shape[0])
+    if holes > MAX_HOLES_PER_DIGIT_WIDTH * digit_widths:
+        raise NotHandwriting()
 
 
 def to_mnist(ink: np.ndarray) -> np.ndarray:

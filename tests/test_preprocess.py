@@ -202,3 +202,28 @@ def test_worst_allowed_uploads_stay_within_memory_and_cpu_limits(tmp_path, shipp
     for x0, y0, x1, y1 in facts["boxes"]:
         assert abs(x0 - 2300) <= 16 and abs(x1 - 2700) <= 16, facts["boxes"]
         assert abs(y0 - 1500) <= 16 and abs(y1 - 3500) <= 16, facts["boxes"]
+
+
+@pytest.mark.parametrize("kind", ["blank", "bricks", "grass", "noise", "qr"])
+def test_pictures_without_a_digit_are_refused_as_no_digit(kind):
+    from bench.uploads import non_digit_upload
+
+    rng = np.random.default_rng(7)  # Not the seed the thresholds were chosen on (0).
+    for _ in range(8):
+        decoded = preprocess.decode(non_digit_upload(kind, rng))
+        for read in (preprocess.preprocess_digit, preprocess.preprocess_number):
+            with pytest.raises(preprocess.NoDigitFound):
+                read(decoded)
+
+
+def test_real_digits_and_numbers_are_not_refused_as_patterns(real_mnist):
+    from bench.uploads import STYLES, digit_upload, number_upload
+
+    rng = np.random.default_rng(8)
+    images = real_mnist.test.images
+    for style in STYLES:
+        for i in rng.integers(0, len(images), 40):
+            preprocess.preprocess_digit(preprocess.decode(digit_upload(images[i], style, rng)))
+    for _ in range(40):
+        digits = [images[i] for i in rng.integers(0, len(images), int(rng.integers(2, 7)))]
+        preprocess.preprocess_number(preprocess.decode(number_upload(digits, rng)))

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bench.uploads import digit_upload, number_upload
+from bench.uploads import digit_upload, non_digit_upload, number_upload
 from bench.uploads import png_bytes as _png
 from tests.conftest import ROOT
 
@@ -208,6 +208,9 @@ def test_unknown_mode_truncated_blank_and_methods(client, real_mnist):
     assert r.status_code == 400
     r = client.post("/", data=_png(np.full((50, 50), 255, np.uint8)), content_type="image/png")
     assert r.status_code == 422 and "no digit found" in r.get_json()["error"]
+    qr = non_digit_upload("qr", np.random.default_rng(3))
+    r = client.post("/", data=qr, content_type="image/jpeg")
+    assert r.status_code == 422 and "not handwriting" in r.get_json()["error"]
     for method in ("put", "delete", "patch"):
         r = getattr(client, method)("/")
         assert r.status_code == 405 and "not allowed" in r.get_json()["error"]
