@@ -30,6 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import subprocess_env  # noqa: E402
+
 SMOKE_FLAGS = ["--train-limit", "1024", "--width", "0.25", "--epochs", "2",
                "--validation-size", "256", "--batch-size", "64", "--eval-batch-size", "512"]
 
@@ -59,8 +62,7 @@ def time_to_accuracy(preset: str, data_dir: str, cache: str, extra: list[str]) -
     accuracy from its metrics.jsonl; the seconds of training up to the first epoch reaching
     99.0% and 99.5% (None if none does)."""
     with tempfile.TemporaryDirectory() as workdir:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        env = subprocess_env()
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "--preset", preset,
                                "--data-dir", data_dir, "--workdir", workdir,
@@ -100,8 +102,7 @@ def torch_rate(batch: int, steps: int) -> float | None:
 
 
 def run_pytest() -> str:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = subprocess_env()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "not slow and not browser",
                            "-p", "no:cacheprovider"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=1200)

@@ -20,6 +20,16 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
+def subprocess_env(library: str | os.PathLike | None = None, **extra: str) -> dict:
+    """The environment for a benchmark's child process: this checkout (or `library`, another
+    checkout) first on PYTHONPATH, which the device machine needs passed on explicitly."""
+    from pathlib import Path
+
+    first = str(library or Path(__file__).resolve().parents[1])
+    path = os.pathsep.join([first, *filter(None, [os.environ.get("PYTHONPATH")])])
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
 def header(title: str) -> None:
     print(f"# {title}\n# {datetime.datetime.now():%Y-%m-%d %H:%M} | {machine()}", flush=True)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -70,8 +69,9 @@ def write_worst_uploads(folder: Path) -> list[Path]:
 
 def measure(checkpoint: Path, uploads: list[Path], library: Path = ROOT) -> dict:
     """Runs the pipeline (of the checkout `library`) on `uploads` in a fresh process."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": os.pathsep.join(
-        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    from bench.common import subprocess_env
+
+    env = subprocess_env(library, JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", _MEASURE, str(checkpoint),
                            *map(str, uploads)], cwd=library, env=env, capture_output=True,
                           text=True, timeout=300)

@@ -29,9 +29,6 @@ from hdr_jax import preprocess
 from hdr_jax.recognition import MODES, DigitReading, NumberReading, Reading, Recognizer
 
 log = logging.getLogger(__name__)
-# Each failure of an upload -> its status; the first matching class wins (subclasses first).
-STATUS_OF = ((preprocess.ImageTooLarge, 413), (preprocess.NoDigitFound, 422),
-             (preprocess.PreprocessError, 400))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +82,11 @@ def _png_data_url(image: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8), "L").save(buf, "PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+# Each failure of an upload -> its status; the first matching class wins (subclasses first).
+STATUS_OF = ((preprocess.ImageTooLarge, 413), (preprocess.NoDigitFound, 422),
+             (preprocess.PreprocessError, 400), (BadUpload, 400))
 
 
 def _status_of(error: Exception) -> int:
@@ -163,8 +165,7 @@ class HttpApi:
         results = [r if isinstance(r, BadUpload) else next(read) for r in raw]
         if len(results) == 1 and isinstance(results[0], Exception):
             error = results[0]
-            return {"error": str(error)}, 400 if isinstance(error, BadUpload) else \
-                _status_of(error)
+            return {"error": str(error)}, _status_of(error)
         bodies = [{"error": str(r)} if isinstance(r, Exception) else
                   reading_json(r, include_input) for r in results]
         return (bodies[0] if len(bodies) == 1 else {"results": bodies}), 200

@@ -135,8 +135,9 @@ class EpochRunner:
             if self.plan.checkpoint_due(a, b, end):
                 self._absorb(*in_flight, sums, bar, t0, start)
                 in_flight = None
+                # A copy: the save may write its JSON after later chunks added to `sums`.
                 self.ckpts.save(b, self.strategy.checkpointable(state),
-                                {**self.meta, "epoch_sums": sums})
+                                {**self.meta, "epoch_sums": dict(sums)})
         if in_flight:
             self._absorb(*in_flight, sums, bar, t0, start)
         bar.close()
