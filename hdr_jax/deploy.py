@@ -36,7 +36,8 @@ def build(out: Path, checkpoint: Path) -> Path:
     shutil.copy(ROOT / "function" / "requirements.txt", out / "requirements.txt")
     shutil.copytree(ROOT / "hdr_jax", out / "hdr_jax",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copytree(checkpoint, out / "checkpoint")
+    # The browser's copy of the model stays behind: the function serves the orbax one.
+    shutil.copytree(checkpoint, out / "checkpoint", ignore=shutil.ignore_patterns("model.onnx"))
     return out
 
 

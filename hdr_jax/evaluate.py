@@ -234,6 +234,7 @@ def export(workdir: str | Path, out: str | Path, data_dir: str | None = None,
     info["test_accuracy"] = report["accuracy"]
     save_inference(out, variables, info)
     summary = _export_summary(run, workdir, mnist, report, val_report, select, batch_stats)
+    summary["browser_model"] = _write_browser_model(out)
     if parallel.is_primary():
         out = Path(out)
         (out / "metrics.json").write_text(json.dumps(summary, indent=2))
@@ -241,6 +242,19 @@ def export(workdir: str | Path, out: str | Path, data_dir: str | None = None,
         if curves.is_file():
             (out / "metrics.jsonl").write_text(curves.read_text())
     return summary
+
+
+def _write_browser_model(out: str | Path) -> str:
+    """The checkpoint for the page too (`browser.py`), where the `browser` extra is
+    installed; otherwise says how to get it."""
+    from hdr_jax import browser
+
+    if not parallel.is_primary():
+        return "written by the primary process"
+    try:
+        return str(browser.write_browser_model(out, Path(out) / browser.BROWSER_MODEL))
+    except ModuleNotFoundError as e:
+        return f"not written: {e.name} is missing (pip install -e '.[browser]')"
 
 
 def _export_summary(run: RestoredRun, workdir: Path, mnist: data.Mnist, report: dict,

@@ -2,9 +2,11 @@
 
 MNIST digits are white ink on black, scaled (keeping the aspect ratio) to fit 20x20, and placed
 in 28x28 so that their centre of mass is at the centre. This module decodes an upload with
-Pillow (EXIF orientation, alpha, palette, 16-bit, CMYK), decides the polarity, removes uneven
-lighting and paper tint, crops to the ink and rebuilds that format. `number` mode first cuts a
-line of handwriting into digits. Shared by the HTTP function, the CLI and the tests.
+Pillow (EXIF orientation, alpha, palette, 16-bit, CMYK), looks inside a frame if the digit is
+in one (a plot, a screen, a form's box: `frames`), decides the polarity, removes uneven
+lighting, shadows and printed lines, crops to the ink and rebuilds that format. `number` mode
+finds every way a line of handwriting may be cut into digits (`number_line`); the recognizer
+lets the model choose. Shared by the HTTP function, the CLI and the tests.
 
 scipy.ndimage is imported where it is used, not with the module: importing it takes ~0.3 s, which
 a serving cold start spends while XLA compiles the model (see `serving.create_service`).
@@ -14,9 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 
 import numpy as np
 from PIL import Image
+
+from hdr_jax import frames
 
 MAX_PIXELS = 25_000_000
 WORK_SIDE = 512  # Big photos are analysed at this size; a digit needs far fewer pixels.
@@ -58,6 +63,13 @@ class NotHandwriting(NoDigitFound):
 # others by bench/non_digits.py.
 MAX_PIECES = 24
 MAX_HOLES_PER_DIGIT_WIDTH = 4
+# Ink levels, as parts of the boldest strokes' 95th percentile: strokes reach `STROKE`, and
+# grow through `FAINT_STROKE` (a digit written lightly beside bold ones).
+STROKE, FAINT_STROKE = 0.15, 0.05
+# Line heights: a digit is at most `MAX_DIGIT_WIDTH` wide, pieces of ink closer than
+# `JOIN_GAP` may be one broken digit, and a piece is cut at up to `MAX_CUTS` places.
+MAX_DIGIT_WIDTH, JOIN_GAP, MAX_CUTS = 1.4, 0.3, 12
+EDGE_RUN = 0.4  # Of a side of the picture: what runs along it is beyond the sheet.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +80,7 @@ class Decoded:
 
     grey: np.ndarray
     scale: float = 1.0
+    rgb: np.ndarray | None = None  # uint8 [h, w, 3] beside `grey`, for colour uploads.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +121,7 @@ def decode(raw: bytes, max_pixels: int = MAX_PIXELS) -> Decoded:
         if orientation in ORIENTATIONS:
             image = image.transpose(ORIENTATIONS[orientation])
         # The long side survives the rotation; JPEG drafting and reduction shrink it.
-        return Decoded(_to_grey(image), max(width, height) / max(image.size))
+        return Decoded(_to_grey(image), max(width, height) / max(image.size), _colour(image))
     except PreprocessError:
         raise
     except Exception as e:
@@ -144,6 +157,18 @@ def _reduce_strip(strip: Image.Image, factor: int) -> Image.Image:
     if strip.mode in ("I;16", "I;16B", "I;16L"):
         return strip.convert("I").reduce(factor).convert("I;16")
     return strip.reduce(factor)
+
+
+def _colour(image: Image.Image) -> np.ndarray | None:
+    """The RGB pixels of a colour upload (where a digit inside a plot is told by its colour),
+    unless they are transparent: a drawing on a transparent canvas is read by its alpha."""
+    if image.mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr") or "transparency" in image.info:
+        return None
+    if image.mode in ("RGBA", "P"):
+        rgba = image.convert("RGBA")
+        if rgba.getextrema()[3][0] < 250:
+            return None
+    return np.asarray(image.convert("RGB"))
 
 
 def _to_grey(image: Image.Image) -> np.ndarray:
@@ -189,41 +214,44 @@ def _sample(image: np.ndarray, target: int = 40_000) -> np.ndarray:
     return image[::step, ::step].ravel()
 
 
-def _fit_background(ink: np.ndarray, background_mask: np.ndarray) -> np.ndarray:
-    """Least-squares quadratic surface through the background pixels (sampled on a grid):
-    lighting gradients and vignetting, without the strokes."""
-    h, w = ink.shape
-    step = max(1, int(np.sqrt(ink.size / 10_000)))
-    ys, xs = np.nonzero(background_mask[::step, ::step])
-    if len(ys) < 12:
-        return np.full_like(ink, float(np.median(_sample(ink))))
-    ys, xs = ys * step, xs * step
-    y, x = ys.astype(np.float32) / h - 0.5, xs.astype(np.float32) / w - 0.5
-    basis = np.stack([np.ones_like(y), y, x, y * y, x * x, x * y], -1)
-    # Normal equations: a 6x6 solve instead of an SVD of the whole sample.
-    coef = np.linalg.solve(basis.T @ basis + 1e-6 * np.eye(6, dtype=np.float32),
-                           basis.T @ ink[ys, xs])
-    # Evaluate c0 + c1 y + c2 x + c3 y^2 + c4 x^2 + c5 xy on the grid without building it.
-    y = np.arange(h, dtype=np.float32)[:, None] / h - 0.5
-    x = np.arange(w, dtype=np.float32)[None, :] / w - 0.5
-    c = coef.astype(np.float32)
-    return (c[0] + c[1] * y + c[3] * y * y) + (c[2] * x + c[4] * x * x) + c[5] * (y * x)
+def _window(grey: np.ndarray) -> int:
+    """A window wider than any stroke, narrower than lighting changes, at the working size."""
+    return max(3, min(grey.shape) // 4)
 
 
-def ink_map(grey: np.ndarray) -> np.ndarray:
-    """Greyscale as seen -> ink intensity in [0, 1] on a zero background (MNIST polarity)."""
+def polarised(grey: np.ndarray) -> np.ndarray:
+    """Greyscale as seen -> the same with ink bright (MNIST polarity), lighting left in."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
     h, w = grey.shape
     m, n = max(1, h // 20), max(1, w // 20)
-    border = np.concatenate([grey[:m].ravel(), grey[-m:].ravel(),
-                             grey[:, :n].ravel(), grey[:, -n:].ravel()])
-    ink = 1.0 - grey if np.median(border) > 0.5 else grey.copy()
+    paper = float(np.median(np.concatenate([grey[:m].ravel(), grey[-m:].ravel(),
+                                            grey[:, :n].ravel(), grey[:, -n:].ravel()])))
+    if abs(paper - 0.5) > 0.2:  # A clearly light or dark border is the background.
+        dark_ink = paper > 0.5
+    else:  # A dim photo or a lit screen: ink departs from its surroundings the furthest.
+        window = _window(grey)
+        # (Smoothed first: a pixel of grain is no detail.)
+        detail = ndimage.gaussian_filter(grey, 1.0) - ndimage.uniform_filter(grey, window)
+        darkest, brightest = np.percentile(detail, [0.01, 99.99])
+        dark_ink = -darkest > brightest
+    return 1.0 - grey if dark_ink else grey.copy()
+
+
+def ink_map(grey: np.ndarray, ink: np.ndarray | None = None) -> np.ndarray:
+    """Greyscale as seen -> ink intensity in [0, 1] on a zero background (MNIST polarity).
+    `ink`: `polarised(grey)`, where the caller has it already."""
+    window = _window(grey)
+    ink = polarised(grey) if ink is None else ink
+    beyond = _beyond_the_sheet(ink, window)
     sample = _sample(ink)  # Order statistics from a subsample: same answer, 4-16x cheaper.
     low, high = np.percentile(sample, [50, 99.9])
     if float(high - low) < 0.08:
         raise NoDigitFound()
-    threshold = _otsu(sample)
-    background = _fit_background(ink, ink < threshold)
-    ink = ink - background
+    # The paper's own brightness: an opening (min, then max, over a window wider than any
+    # stroke) keeps lighting gradients, vignetting and the sharp edge of a shadow, and drops
+    # the strokes; what rises above it is ink (a top-hat transform).
+    ink = ink - _opening(ink, window)
     sample = _sample(ink)
     bg_values = sample[sample < _otsu(np.clip(sample, 0, 1))]
     if bg_values.size:
@@ -238,14 +266,76 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     top = float(np.percentile(strokes, 95)) if strokes.size > 20 else float(strokes.max())
     if top <= 0.05:
         raise NoDigitFound()
-    return np.clip(ink / top, 0, 1).astype(np.float32)
+    return np.where(beyond, 0.0, np.clip(ink / top, 0, 1)).astype(np.float32)
+
+
+def _opening(image: np.ndarray, window: int, step: int = 4) -> np.ndarray:
+    """A grey opening over a `window`-wide square, computed on `step`x`step` block minima
+    and brought back by bilinear zoom: the paper's brightness is smooth, and this costs 1/16
+    of the full-size opening."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    h, w = image.shape
+    if window < 4 * step or min(h, w) < 8 * step:
+        return ndimage.grey_opening(image, size=(window, window))
+    hh, ww = -(-h // step) * step, -(-w // step) * step
+    padded = np.pad(image, ((0, hh - h), (0, ww - w)), mode="edge")
+    blocks = padded.reshape(hh // step, step, ww // step, step).min((1, 3))
+    small = ndimage.grey_opening(blocks, size=(window // step,) * 2)
+    return np.asarray(Image.fromarray(small, "F").resize((ww, hh), Image.Resampling.BILINEAR),
+                      np.float32)[:h, :w]
+
+
+def _beyond_the_sheet(ink: np.ndarray, window: int) -> np.ndarray:
+    """Where a photo shows what lies around the sheet (a table seen in perspective): dark
+    areas along a side of the picture that are thin wedges or hold no writing (a shadow
+    across writing is neither), with a margin for the sheet's edge."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    region = ink > _otsu(_sample(ink))
+    labels, n = ndimage.label(region)
+    edges = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    along = np.bincount(edges, minlength=n + 1)
+    along[0] = 0
+    beyond = np.zeros(ink.shape, bool)
+    side = min(ink.shape)
+    for index in np.nonzero(along >= EDGE_RUN * side)[0]:  # Rarely more than one.
+        sl = ndimage.find_objects((labels == index).astype(np.int32))[0]
+        piece = labels[sl] == index
+        thin = 2 * ndimage.distance_transform_edt(piece).max() <= 0.12 * side
+        empty = (ndimage.uniform_filter(ink[sl], 5)[piece].max()
+                 - np.median(ink[sl][piece])) < 0.2
+        if (thin or empty) and ndimage.label(~piece)[1] <= 2:  # Not a grid of cells.
+            beyond[sl] |= piece
+    if not beyond.any():
+        return beyond
+    return ndimage.binary_dilation(beyond, iterations=max(2, window // 4))
+
+
+def stroke_mask(ink: np.ndarray) -> np.ndarray:
+    """Where the strokes are: ink above `STROKE`, grown through ink above `FAINT_STROKE`
+    (hysteresis), so a digit written lightly beside bold ones is kept whole, not as dots."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    labels, n = ndimage.label(ink > FAINT_STROKE, structure=np.ones((3, 3)))
+    keep = np.zeros(n + 1, bool)
+    keep[labels[ink > STROKE]] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
-    """Drops specks: components far smaller than the largest one (dust, JPEG blocks)."""
+    """Drops what is not writing: printed lines and specks (components far smaller than the
+    largest one: dust, JPEG blocks)."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
-    mask = ink > 0.15
+    mask = stroke_mask(ink)
+    try:
+        without_lines = frames.remove_lines(ink, mask)
+    except frames.Pattern:
+        raise NotHandwriting() from None
+    if without_lines is not ink:
+        ink, mask = without_lines, stroke_mask(without_lines)
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n == 0:
         raise NoDigitFound()
@@ -262,7 +352,8 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
     y0 = max(min(b[0].start for b in boxes) - 2, 0)
     x0 = max(min(b[1].start for b in boxes) - 2, 0)
     y1, x1 = max(b[0].stop for b in boxes) + 2, max(b[1].stop for b in boxes) + 2
-    _check_holes(keep[labels[y0:y1, x0:x1]] & mask[y0:y1, x0:x1])
+    # Holes are counted in the strokes proper: the faint rim hysteresis adds is ragged.
+    _check_holes(keep[labels[y0:y1, x0:x1]] & (ink[y0:y1, x0:x1] > STROKE))
     kept = np.zeros(mask.shape, bool)
     kept[y0:y1, x0:x1] = ndimage.binary_dilation(keep[labels[y0:y1, x0:x1]], iterations=2)
     return np.where(kept, ink, 0.0)
@@ -300,6 +391,10 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
         crop = np.asarray(Image.fromarray(crop.astype(np.float32), "F").resize(
             (new_w, new_h), Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BILINEAR,
             reducing_gap=None), np.float32)
+    # Every digit at full ink, as MNIST's are: a faint digit beside bold ones reads as well.
+    strokes = crop[crop > 0.05]
+    if strokes.size > 20:
+        crop = crop / max(float(np.percentile(strokes, 95)), 0.05)
     crop = np.clip(crop, 0, 1)
     out = np.zeros((28, 28), np.float32)
     top, left = (28 - new_h) // 2, (28 - new_w) // 2
@@ -335,18 +430,51 @@ def _unpack(image: Decoded | np.ndarray) -> tuple[np.ndarray, float]:
     return (image.grey, image.scale) if isinstance(image, Decoded) else (image, 1.0)
 
 
-def preprocess_digit(image: Decoded | np.ndarray) -> Digit:
-    """One digit anywhere in the image -> MNIST format, and where it was in the upload."""
+def preprocess_digit(image: Decoded | np.ndarray, look_inside: int = 2) -> Digit:
+    """One digit anywhere in the image -> MNIST format, and where it was in the upload. A
+    digit inside a frame (a plot, a screen, a box; up to `look_inside` frames deep) is read
+    inside it."""
     grey, scale = _unpack(image)
     h, w = grey.shape
     if is_mnist_format(grey):
         return Digit(grey.astype(np.float32), (0, 0, w, h))
     work, factor = _working_copy(grey)
-    ink = _keep_digit_components(ink_map(work))
+    ink = polarised(work)
+    if look_inside and (inner := _inside_frame(image, ink, factor)):
+        try:
+            digit = preprocess_digit(inner[0], look_inside - 1)
+            return dataclasses.replace(digit, box=_shift(digit.box, *inner[1:]))
+        except NoDigitFound:
+            pass  # Not a frame after all (a bold 0): read the whole upload.
+    ink = _keep_digit_components(ink_map(work, ink))
     ys, xs = np.nonzero(ink > 0)
     box = _scale_box((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), factor * scale,
                      round(w * scale), round(h * scale))
     return Digit(to_mnist(ink), box)
+
+
+def _inside_frame(image: Decoded | np.ndarray, ink: np.ndarray, factor: float
+                  ) -> tuple[Decoded, int, int] | None:
+    """What is inside a frame in the picture (`ink`: the working copy, `polarised`), as an
+    upload of its own (a colour picture in grey by colour contrast), and its offset in the
+    upload's pixels; None without a frame. Frames are found before lighting is removed: a
+    plot's filled area is wider than any stroke, so `ink_map` would take it for paper."""
+    frame = frames.find_frame(ink > _otsu(_sample(ink)))
+    if frame is None:
+        return None
+    grey, scale = _unpack(image)
+    y0, y1, x0, x1 = (int(round(v * factor)) for v in frame.box)
+    rgb = image.rgb if isinstance(image, Decoded) else None
+    inner = (frames.colour_contrast(rgb[y0:y1, x0:x1]) if rgb is not None
+             else grey[y0:y1, x0:x1])
+    if frame.inside is not None:  # Only what the outline encloses, not its corners.
+        inside = np.asarray(Image.fromarray(frame.inside).resize(inner.shape[::-1]))
+        inner = np.where(inside, inner, np.median(inner[inside]) if inside.any() else 0)
+    return Decoded(inner.astype(np.float32), scale), round(x0 * scale), round(y0 * scale)
+
+
+def _shift(box: tuple[int, int, int, int], dx: int, dy: int) -> tuple[int, int, int, int]:
+    return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
 
 
 def _scale_box(box, factor: float, w: int, h: int) -> tuple[int, int, int, int]:
@@ -356,17 +484,22 @@ def _scale_box(box, factor: float, w: int, h: int) -> tuple[int, int, int, int]:
             int(min(w, np.ceil(x1 * factor))), int(min(h, np.ceil(y1 * factor))))
 
 
-def segment_number(ink: np.ndarray) -> list[tuple[int, int]]:
-    """Column ranges [x0, x1) of the digits of one line of handwriting, left to right.
+def segment_number(ink: np.ndarray
+                   ) -> tuple[list[int], list[int], list[tuple[int, int]], float]:
+    """Where one line of handwriting may be cut into digits: the candidate cut columns, left to
+    right (the line's ends included); which of them separate its pieces; the pairs (i, j) of
+    cuts between which one digit may lie; and the height of the line's digits.
 
-    Connected components, then three repairs: pieces that overlap horizontally are merged (a
+    Connected components, then two repairs: pieces that overlap horizontally are merged (a
     broken stroke); pieces much shorter than the line are fragments (the detached top bar of a
     5, a break in a 1), joined to the nearest digit or, if far from every digit and small,
-    dropped; and pieces much wider than a digit are split at the thinnest columns (touching
-    digits)."""
+    dropped. Between pieces is a cut; inside a piece, touching digits meet where few pixels are
+    ink: the valleys of its column profile, and the even spacings of a piece 2-4 digits wide,
+    are cuts too. A span may join pieces (a broken digit) or split one (touching digits);
+    which spans read best is for the model to say (`recognition`)."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
-    mask = ink > 0.15
+    mask = stroke_mask(ink)
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n == 0:
         raise NoDigitFound()
@@ -382,7 +515,7 @@ def segment_number(ink: np.ndarray) -> list[tuple[int, int]]:
             merged[-1] = _union(merged[-1], piece)
         else:
             merged.append(piece)
-    line_height = max(y1 - y0 for _, _, y0, y1, _ in merged)
+    line_height = float(max(y1 - y0 for _, _, y0, y1, _ in merged))
     digits = [g for g in merged if g[3] - g[2] >= 0.5 * line_height] or merged
     typical_area = float(np.median([g[4] for g in digits]))
     for fragment in (g for g in merged if not any(g is d for d in digits)):
@@ -392,23 +525,42 @@ def segment_number(ink: np.ndarray) -> list[tuple[int, int]]:
         elif fragment[4] >= 0.25 * typical_area:  # A small digit, not a speck.
             digits.append(fragment)
     digits.sort()
-    columns = ink.sum(0)
-    out: list[tuple[int, int]] = []
-    for x0, x1, *_ in digits:
-        x0, x1 = int(x0), int(x1)
-        width = x1 - x0
-        count = int(round(width / (0.75 * line_height))) if width > 1.1 * line_height else 1
-        if count <= 1:
-            out.append((x0, x1))
-            continue
-        cuts = [x0]
-        for k in range(1, count):
-            centre = x0 + width * k // count
-            lo, hi = max(cuts[-1] + 1, centre - width // (3 * count)), centre + width // (3 * count)
-            cuts.append(lo + int(np.argmin(columns[lo:hi + 1])) if hi > lo else centre)
-        cuts.append(x1)
-        out += list(zip(cuts[:-1], cuts[1:], strict=True))
-    return out
+    columns = np.convolve(ink.sum(0), np.ones(3) / 3, mode="same")
+    bounds = [int(digits[0][0]), *((int(a[1]) + int(b[0])) // 2
+                                   for a, b in itertools.pairwise(digits)), int(digits[-1][1])]
+    # Pieces this close may be one digit broken in two; further apart they are two digits.
+    apart = [False] + [b[0] - a[1] > JOIN_GAP * line_height
+                       for a, b in itertools.pairwise(digits)] + [False]
+    cuts, between, wall = [bounds[0]], [0], [False]
+    for k, (x0, x1) in enumerate(itertools.pairwise(bounds)):
+        inside = _valleys(columns, x0, x1, line_height)
+        cuts += inside + [x1]
+        wall += [False] * len(inside) + [apart[k + 1]]
+        between.append(len(cuts) - 1)
+    spans = [(i, j) for i in range(len(cuts)) for j in range(i + 1, len(cuts))
+             if (cuts[j] - cuts[i] <= MAX_DIGIT_WIDTH * line_height and not any(wall[i + 1:j]))
+             or (i in between and j == between[between.index(i) + 1])]
+    return cuts, between, spans, line_height
+
+
+def _valleys(columns: np.ndarray, x0: int, x1: int, line_height: float) -> list[int]:
+    """Where the piece [x0, x1) may be cut inside: the columns with least ink (touching
+    digits meet there), and the even spacings of a piece wide enough for 2-4 digits."""
+    width = x1 - x0
+    inside = columns[x0:x1]
+    if width < 3 or not (inside > 0).any():
+        return []
+    valleys = [x0 + i for i in range(1, width - 1)
+               if inside[i] <= inside[i - 1] and inside[i] < inside[i + 1]
+               and inside[i] < 0.6 * float(np.median(inside[inside > 0]))]
+    spaced = [x0 + width * k // count for count in range(2, 5) for k in range(1, count)
+              if width >= 0.45 * count * line_height]
+    interior: list[int] = []
+    gap = max(2, int(0.12 * line_height))
+    for x in sorted(valleys, key=lambda x: columns[x]) + spaced:  # Deepest valleys first.
+        if x0 + gap <= x <= x1 - gap and all(abs(x - y) >= gap for y in interior):
+            interior.append(x)
+    return sorted(interior[:MAX_CUTS])
 
 
 def _overlap(a: list[float], b: list[float]) -> float:
@@ -420,22 +572,59 @@ def _union(a: list[float], b: list[float]) -> list[float]:
     return [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]), a[4] + b[4]]
 
 
-def preprocess_number(image: Decoded | np.ndarray) -> list[Digit]:
-    """A number written on one line -> its digits in MNIST format, left to right."""
+@dataclasses.dataclass(frozen=True)
+class NumberLine:
+    """A line of handwriting as the digits it may hold: `n_cuts` candidate cuts, left to
+    right, and for each pair (i, j) of them that may hold one digit, that digit in MNIST format.
+    Reading it is choosing a path of spans from the first cut to the last (touching digits
+    split, broken ones joined); the recognizer lets the model choose. `pieces` are the cuts
+    between connected pieces of ink: the reading before any choice."""
+
+    n_cuts: int
+    pieces: tuple[int, ...]
+    spans: dict[tuple[int, int], Digit]
+    height: float  # The line's digit height in the upload's pixels.
+
+
+def number_line(image: Decoded | np.ndarray, look_inside: int = 2) -> NumberLine:
+    """A number written on one line -> every digit it may hold, in MNIST format. A number
+    inside a frame (a form's box, a screen) is read inside it."""
     grey, scale = _unpack(image)
     h, w = grey.shape
     work, factor = _working_copy(grey)
-    ink = _keep_digit_components(ink_map(work))
-    digits = []
-    for x0, x1 in segment_number(ink):
-        piece = np.zeros_like(ink)
-        piece[:, x0:x1] = ink[:, x0:x1]
-        ys, xs = np.nonzero(piece > 0)
-        if ys.size == 0:
-            continue
-        box = _scale_box((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), factor * scale,
-                         round(w * scale), round(h * scale))
-        digits.append(Digit(to_mnist(piece), box))
-    if not digits:
-        raise NoDigitFound()
-    return digits
+    ink = polarised(work)
+    if look_inside and (inner := _inside_frame(image, ink, factor)):
+        try:
+            line = number_line(inner[0], look_inside - 1)
+            return dataclasses.replace(line, spans={
+                span: dataclasses.replace(d, box=_shift(d.box, *inner[1:]))
+                for span, d in line.spans.items()})
+        except NoDigitFound:
+            pass  # Not a frame after all: read the whole upload.
+    ink = _keep_digit_components(ink_map(work, ink))
+    cuts, pieces, spans, line_height = segment_number(ink)
+    size = (round(w * scale), round(h * scale))
+    digits = {(i, j): _digit_between(ink, cuts[i], cuts[j], factor * scale, size)
+              for i, j in spans}
+    # A span holding no ink (a gap) is no digit; each piece holds ink, so a path remains.
+    return NumberLine(len(cuts), tuple(pieces),
+                      {span: d for span, d in digits.items() if d is not None},
+                      line_height * factor * scale)
+
+
+def _digit_between(ink: np.ndarray, x0: int, x1: int, factor: float, size: tuple[int, int]
+                   ) -> Digit | None:
+    """The ink between columns x0 and x1 as one digit, or None where there is none."""
+    piece = ink[:, x0:x1]
+    ys, xs = np.nonzero(piece > 0)
+    if ys.size == 0:
+        return None
+    box = _scale_box((x0 + xs.min(), ys.min(), x0 + xs.max() + 1, ys.max() + 1), factor, *size)
+    return Digit(to_mnist(piece), box)
+
+
+def preprocess_number(image: Decoded | np.ndarray) -> list[Digit]:
+    """A number written on one line -> its connected pieces of ink as digits in MNIST format,
+    left to right (the recognizer also weighs splitting and joining them: `number_line`)."""
+    line = number_line(image)
+    return [line.spans[i, j] for i, j in itertools.pairwise(line.pieces)]

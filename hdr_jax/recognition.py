@@ -10,6 +10,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -20,6 +21,21 @@ MODES = ("digit", "number")
 # Readings less sure than this are flagged `low_confidence`, unless the checkpoint carries its
 # own threshold (`bench/calibration.py` fits one on realistic uploads).
 LOW_CONFIDENCE_BELOW = 0.9
+
+
+@dataclasses.dataclass(frozen=True)
+class LineCosts:
+    """What a way of cutting a line of handwriting into digits costs, in log-confidence:
+    `split` per digit (extra digits must earn their place), `join` per gap between pieces of
+    ink a digit spans (two close digits can look like one to the model), `short` per line
+    height a digit's ink is shorter than `short_from` line heights (a stroke of a 4 or a 7
+    alone looks like a 1).
+    Chosen on bench/hard_uploads.py's tuning generator: `bench/hard_numbers.py --sweep`."""
+
+    split: float = 0.0
+    join: float = 3.0
+    short_from: float = 0.75
+    short: float = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +73,7 @@ class Recognizer:
         self.prediction_log = prediction_log
         self._log_lock = threading.Lock()
         self.answered = threading.Event()  # Set once the first reading has been made.
+        self.line_costs = LineCosts()
         self.low_confidence_below = float(predictor.info.get("calibration", {}).get(
             "low_confidence_below", LOW_CONFIDENCE_BELOW))
 
@@ -69,23 +86,24 @@ class Recognizer:
         """One result per upload, in order: a reading, or the error that upload raised."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
-        prepared: list[list[preprocess.Digit] | preprocess.PreprocessError] = []
+        prepared: list[preprocess.NumberLine | preprocess.PreprocessError] = []
         for raw in uploads:
             try:
                 decoded = preprocess.decode(raw, self.max_pixels)
-                prepared.append(preprocess.preprocess_number(decoded) if mode == "number"
-                                else [preprocess.preprocess_digit(decoded)])
+                prepared.append(preprocess.number_line(decoded) if mode == "number" else
+                                _one_digit(preprocess.preprocess_digit(decoded)))
             except preprocess.PreprocessError as e:
                 prepared.append(e)
-        batch = [d.image for ds in prepared if isinstance(ds, list) for d in ds]
+        batch = [d.image for line in prepared if isinstance(line, preprocess.NumberLine)
+                 for d in line.spans.values()]
         probabilities = iter(self.predictor.predict(np.stack(batch)) if batch else [])
         results: list[Reading | preprocess.PreprocessError] = []
-        for raw, digits in zip(uploads, prepared, strict=True):
-            if isinstance(digits, preprocess.PreprocessError):
-                results.append(digits)
+        for raw, line in zip(uploads, prepared, strict=True):
+            if isinstance(line, preprocess.PreprocessError):
+                results.append(line)
                 continue
-            readings = tuple(_reading(d, next(probabilities), self.low_confidence_below)
-                             for d in digits)
+            readings = tuple(read_line(line, probabilities, self.low_confidence_below,
+                                       self.line_costs))
             result = NumberReading(readings) if mode == "number" else readings[0]
             results.append(result)
             self._log(raw, mode, result)
@@ -105,6 +123,35 @@ class Recognizer:
                            "sha256": hashlib.sha256(raw).hexdigest(), "result": summary})
         with self._log_lock, open(self.prediction_log, "a") as f:
             f.write(line + "\n")
+
+
+def _one_digit(digit: preprocess.Digit) -> preprocess.NumberLine:
+    return preprocess.NumberLine(2, (0, 1), {(0, 1): digit}, float(digit.box[3] - digit.box[1]))
+
+
+def read_line(line: preprocess.NumberLine, probabilities: Iterator[np.ndarray],
+              low_below: float, costs: LineCosts) -> list[DigitReading]:
+    """The line's most plausible reading over every way of cutting it (dynamic programming
+    over its cuts): the highest sum of log-confidences, less `costs`. Takes one row of
+    `probabilities` per span of `line`, in its order."""
+    spans = {span: _reading(d, next(probabilities), low_below)
+             for span, d in line.spans.items()}
+    score = {span: _plausibility(r, span, line, costs) for span, r in spans.items()}
+    best: list[tuple[float, list[DigitReading] | None]] = [(0.0, [])]
+    for j in range(1, line.n_cuts):
+        best.append(max(((best[i][0] + score[i, j], best[i][1] + [spans[i, j]])
+                         for i in range(j) if (i, j) in spans and best[i][1] is not None),
+                        key=lambda scored: scored[0], default=(-np.inf, None)))
+    return best[-1][1]
+
+
+def _plausibility(reading: DigitReading, span: tuple[int, int], line: preprocess.NumberLine,
+                  costs: LineCosts) -> float:
+    i, j = span
+    height = (reading.box[3] - reading.box[1]) / line.height
+    return (np.log(max(reading.confidence, 1e-9)) - costs.split
+            - costs.join * sum(i < p < j for p in line.pieces)
+            - costs.short * max(0.0, costs.short_from - height))
 
 
 def _reading(digit: preprocess.Digit, p: np.ndarray, low_below: float) -> DigitReading:

@@ -37,3 +37,23 @@ def test_accelerator_script_smoke_run_prints_its_benchmarks_section(tmp_path):
                 "fast preset, cold compilation cache", "fast preset, warm compilation cache",
                 "default preset", "one device -> 8 on paper"):
         assert row in section, row
+
+
+def test_hard_numbers_report_set_is_reproduced_from_its_seed(tmp_path, mnist_dir):
+    """The committed report set is what `--write-report-set` makes: same numbers, same
+    pictures (to JPEG rounding across Pillow/libjpeg builds)."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    _run("bench/hard_numbers.py", "--data-dir", str(mnist_dir), "--write-report-set",
+         str(tmp_path), "--report-size", "3")
+    committed = ROOT / "tests" / "data" / "hard_numbers"
+    with open(tmp_path / "labels.csv") as f, open(committed / "labels.csv") as g:
+        made, kept = list(csv.DictReader(f)), list(csv.DictReader(g))[:3]
+    assert made == kept
+    for row in made:
+        a = np.asarray(Image.open(tmp_path / row["file"]).convert("L"), np.float32)
+        b = np.asarray(Image.open(committed / row["file"]).convert("L"), np.float32)
+        assert a.shape == b.shape and np.abs(a - b).mean() < 2.0, row

@@ -84,8 +84,11 @@ def test_train_export_evaluate_round_trip(tmp_path):
     assert exported.returncode == 0, exported.stderr[-2000:]
     metrics = json.loads((tmp_path / "ck" / "metrics.json").read_text())
     assert "precise" in metrics["batch_stats"]
-    assert json.loads(exported.stdout.strip().splitlines()[-1])["accuracy"] == \
-        metrics["test_accuracy"]
+    printed = json.loads(exported.stdout.strip().splitlines()[-1])
+    assert printed["accuracy"] == metrics["test_accuracy"]
+    # The browser's copy of the model is written beside the checkpoint.
+    assert printed["browser_model"] == str(tmp_path / "ck" / "model.onnx")
+    assert (tmp_path / "ck" / "model.onnx").stat().st_size > 10_000
     assert len(metrics["data_sha256"]) == 64 and metrics["train_command"].startswith("python")
     assert set(metrics["per_class"]) == {str(c) for c in range(10)}
     evaluated = run_cli("evaluate", "--checkpoint", str(tmp_path / "ck"), "--report-dir",

@@ -1,0 +1,173 @@
+"""Hard uploads read by the shipped model: written numbers (exactly right, and why not: wrong
+digit count, wrong digit, refused) and digits inside other pictures (plots, screens, boxes,
+ruled and squared paper).
+
+  python bench/hard_numbers.py --data-dir DIR [--numbers 400] [--framed 100]
+  python bench/hard_numbers.py --data-dir DIR --report-set tests/data/hard_numbers
+  python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers
+  python bench/hard_numbers.py --data-dir DIR --sweep [--numbers 600]
+
+`--sweep` chooses `recognition.LineCosts` on the tuning generator alone: every line is cut
+and every span read once, then each choice of costs picks its readings.
+
+Tuning uses `bench/hard_uploads.py` on MNIST test digits 0-4,999 (seed 0). The report set is
+made once, by `--write-report-set`, from test digits 5,000-9,999 with the effects tuning never
+saw (`unseen=True`), and kept as files with their labels; `--report-set` reads it. (Seed 22
+made the first one; its failures were looked at while the perspective view was handled, so it
+was replaced by seed 33, made after the last change and read once.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from bench.common import header  # noqa: E402
+from bench.hard_uploads import FRAMES, framed_upload, hard_number_upload  # noqa: E402
+from hdr_jax import data, preprocess  # noqa: E402
+from hdr_jax.inference import Predictor  # noqa: E402
+from hdr_jax.lifecycle import checkpoint_path  # noqa: E402
+from hdr_jax.recognition import LineCosts, Recognizer, read_line  # noqa: E402
+
+TUNING_DIGITS, REPORT_DIGITS = range(0, 5000), range(5000, 10000)
+REPORT_SEED = 33
+
+
+def make_numbers(test: data.Split, n: int, seed: int, digits: range, unseen: bool
+                 ) -> list[tuple[bytes, str]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        idx = rng.integers(digits.start, digits.stop, int(rng.integers(2, 9)))
+        raw = hard_number_upload([test.images[i] for i in idx], rng, unseen=unseen)
+        out.append((raw, "".join(str(test.labels[i]) for i in idx)))
+    return out
+
+
+def failure_kinds(recognizer: Recognizer, numbers: list[tuple[bytes, str]]) -> dict:
+    """Counts of: exactly right, wrong digit count, right count but a wrong digit, refused."""
+    counts = {"right": 0, "wrong count": 0, "wrong digit": 0, "refused": 0}
+    readings = recognizer.read([raw for raw, _ in numbers], mode="number")
+    for reading, (_, truth) in zip(readings, numbers, strict=True):
+        if isinstance(reading, preprocess.PreprocessError):
+            counts["refused"] += 1
+        elif reading.number == truth:
+            counts["right"] += 1
+        else:
+            counts["wrong count" if len(reading.number) != len(truth) else "wrong digit"] += 1
+    return counts
+
+
+def sweep(recognizer: Recognizer, numbers: list[tuple[bytes, str]]) -> None:
+    lines, truths = [], []
+    for raw, truth in numbers:
+        try:
+            lines.append(preprocess.number_line(preprocess.decode(raw)))
+            truths.append(truth)
+        except preprocess.PreprocessError:
+            pass
+    probabilities = recognizer.predictor.predict(np.stack(
+        [d.image for line in lines for d in line.spans.values()]))
+    grid = itertools.product([0.0, 0.5, 1.0], [0.0, 1.0, 3.0, 10.0], [0.6, 0.75, 0.9],
+                             [0.0, 5.0, 20.0])
+    results = []
+    for costs in itertools.starmap(LineCosts, grid):
+        rows = iter(probabilities)
+        right = sum("".join(str(d.digit) for d in read_line(
+            line, rows, recognizer.low_confidence_below, costs)) == truth
+                    for line, truth in zip(lines, truths, strict=True))
+        results.append((right / len(numbers), costs))
+    for right, costs in sorted(results, key=lambda r: -r[0])[:5]:
+        print(f"  {right:8.2%}  {costs}")
+    best = max(results, key=lambda r: r[0])[1]
+    rows = iter(probabilities)
+    kinds = {"right": 0, "wrong count": 0, "wrong digit": 0}
+    for line, truth in zip(lines, truths, strict=True):
+        got = "".join(str(d.digit) for d in read_line(line, rows,
+                                                      recognizer.low_confidence_below, best))
+        kinds["right" if got == truth else "wrong count" if len(got) != len(truth)
+              else "wrong digit"] += 1
+    print(f"  with {best}: {kinds}, refused {len(numbers) - len(lines)}")
+
+
+def read_report_set(folder: Path) -> list[tuple[bytes, str]]:
+    with open(folder / "labels.csv") as f:
+        return [((folder / row["file"]).read_bytes(), row["number"]) for row in csv.DictReader(f)]
+
+
+def write_report_set(test: data.Split, folder: Path, n: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    numbers = make_numbers(test, n, seed=REPORT_SEED, digits=REPORT_DIGITS, unseen=True)
+    with open(folder / "labels.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "number"])
+        for i, (raw, truth) in enumerate(numbers):
+            (folder / f"{i:03d}.jpg").write_bytes(raw)
+            writer.writerow([f"{i:03d}.jpg", truth])
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    print(f"wrote {n} numbers to {folder} ({size / 2**20:.1f} MiB)")
+
+
+def framed_accuracy(recognizer: Recognizer, test: data.Split, n: int, seed: int,
+                    digits: range) -> dict:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for kind in FRAMES:
+        idx = rng.integers(digits.start, digits.stop, n)
+        readings = recognizer.read([framed_upload(test.images[i], kind, rng) for i in idx])
+        out[kind] = np.mean([getattr(r, "digit", -1) == test.labels[i]
+                             for r, i in zip(readings, idx, strict=True)])
+    return out
+
+
+def _row(name: str, counts: dict) -> str:
+    total = sum(counts.values())
+    return (f"  {name:<34}{counts['right'] / total:9.2%}{counts['wrong count']:8d}"
+            f"{counts['wrong digit']:8d}{counts['refused']:8d}{total:7d}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--numbers", type=int, default=400, help="tuning numbers to generate")
+    p.add_argument("--framed", type=int, default=100, help="uploads per framed kind")
+    p.add_argument("--report-set", type=Path, help="a folder written by --write-report-set")
+    p.add_argument("--write-report-set", type=Path)
+    p.add_argument("--report-size", type=int, default=200)
+    p.add_argument("--sweep", action="store_true", help="choose LineCosts on the tuning set")
+    args = p.parse_args()
+    test = data.load_mnist(args.data_dir).test
+    if args.write_report_set:
+        write_report_set(test, args.write_report_set, args.report_size)
+        return
+    header("hard uploads")
+    recognizer = Recognizer(Predictor.from_checkpoint(checkpoint_path()))
+    print(f"  {'written numbers, 2-8 digits':<34}{'exact':>9}{'count':>8}{'digit':>8}"
+          f"{'refused':>8}{'of':>7}")
+    if args.sweep:
+        sweep(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, unseen=False))
+        return
+    if args.numbers:
+        print(_row("tuning generator (seed 0)", failure_kinds(recognizer, make_numbers(
+            test, args.numbers, seed=0, digits=TUNING_DIGITS, unseen=False))), flush=True)
+    if args.report_set:
+        print(_row(f"report set ({args.report_set.name})",
+                   failure_kinds(recognizer, read_report_set(args.report_set))), flush=True)
+    if args.framed:
+        tuning = framed_accuracy(recognizer, test, args.framed, 0, TUNING_DIGITS)
+        report = framed_accuracy(recognizer, test, args.framed, 1, REPORT_DIGITS)
+        print(f"\n  {'digit inside a picture':<34}{'tuning':>9}{'report':>9}   "
+              f"({args.framed} each; tuning: seed 0, digits 0-4,999; report: seed 1, the rest)")
+        for kind in FRAMES:
+            print(f"  {kind:<34}{tuning[kind]:9.2%}{report[kind]:9.2%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""Hard uploads: written numbers photographed badly, and digits inside other pictures.
+
+`hard_number_upload` writes 2-8 MNIST digits on one line with uneven pen pressure (faint
+digits beside bold ones), touching neighbours, tilt, grain, shading, blur and JPEG quality
+40-95. It is the *tuning* generator; `unseen=True` adds what tuning never saw (a perspective
+view, motion blur, paper fibres, a pressure gradient inside each digit) and makes the report
+set kept under `tests/data/hard_numbers/` (`python bench/hard_numbers.py --write-report-set`).
+
+`framed_upload` puts one digit inside another picture: a notebook's plot of the 28x28 array
+(any colormap, axes, ticks, margins), a screen photographed, a printed box or form cell, ruled
+or squared paper. Everything is seeded.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+from scipy import ndimage
+
+FRAMES = ("plot", "screen", "box", "ruled", "squared")
+# Colormaps as (position, RGB) stops, so the generator needs no matplotlib: sampled from
+# matplotlib 3.9's tables at 0, 0.25, 0.5, 0.75, 1.
+COLORMAPS = {
+    "viridis": [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)],
+    "magma": [(0, 0, 4), (81, 18, 124), (183, 55, 121), (252, 137, 97), (252, 253, 191)],
+    "plasma": [(13, 8, 135), (126, 3, 168), (204, 71, 120), (248, 149, 64), (240, 249, 33)],
+    "gray": [(0, 0, 0), (64, 64, 64), (128, 128, 128), (191, 191, 191), (255, 255, 255)],
+    "gray_r": [(255, 255, 255), (191, 191, 191), (128, 128, 128), (64, 64, 64), (0, 0, 0)],
+    "hot": [(10, 0, 0), (191, 0, 0), (255, 117, 0), (255, 255, 48), (255, 255, 255)],
+    "jet": [(0, 0, 127), (0, 128, 255), (124, 255, 121), (255, 148, 0), (127, 0, 0)],
+    "Blues": [(247, 251, 255), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 48, 107)],
+    "coolwarm": [(59, 76, 192), (141, 176, 254), (221, 221, 221), (244, 154, 123), (180, 4, 38)],
+}
+
+
+def _jpeg(image: Image.Image, quality: int) -> bytes:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _ink(digit: np.ndarray, height: int, rng: np.random.Generator, bold: float) -> np.ndarray:
+    """An MNIST digit as pen ink at `height` pixels, cropped to its columns; `bold` > 0
+    thickens the strokes, < 0 thins them."""
+    ink = np.asarray(Image.fromarray(digit, "L").resize((height, height),
+                                                        Image.Resampling.BICUBIC),
+                     np.float32) / 255.0
+    radius = int(round(abs(bold) * height / 40))
+    if radius:
+        size = 2 * radius + 1
+        ink = (ndimage.grey_dilation if bold > 0 else ndimage.grey_erosion)(ink, size=size)
+    cols = np.nonzero(ink.max(0) > 0.1)[0]
+    return ink[:, max(0, cols.min() - 1): cols.max() + 2] if cols.size else ink
+
+
+# How often a number has uneven pressure, touching neighbours, a shadow across the sheet.
+MIXED_PRESSURE, TOUCHING, SHADOW = 0.6, 0.4, 0.5
+# The effects `unseen=True` adds (each can be switched off to see what it costs).
+UNSEEN = {"pressure ramp": True, "fibres": True, "motion blur": True, "perspective": True}
+
+
+def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: bool
+          ) -> np.ndarray:
+    """Digits side by side: float [h, w] ink in [0, 1]; some faint, some touching."""
+    height = int(rng.integers(50, 150))
+    mixed = rng.random() < MIXED_PRESSURE  # Pressure changes from digit to digit.
+    pieces = []
+    for d in digits:
+        pressure = rng.uniform(0.4, 1.0) if mixed else rng.uniform(0.75, 1.0)
+        ink = _ink(d, height, rng, rng.uniform(-0.3, 0.7)) * pressure
+        if unseen and UNSEEN["pressure ramp"]:  # The pen presses harder at one side.
+            ramp = np.linspace(rng.uniform(0.5, 1.0), 1.0, ink.shape[1], dtype=np.float32)
+            ink = ink * (ramp if rng.random() < 0.5 else ramp[::-1])
+        pieces.append(ink)
+    touching = rng.random() < TOUCHING
+    gaps = [int(height * (rng.uniform(-0.12, 0.02) if touching and rng.random() < 0.5
+                          else rng.uniform(0.04, 0.3))) for _ in pieces]
+    width = sum(p.shape[1] for p in pieces) + sum(gaps[:-1]) + height
+    line = np.zeros((int(height * 1.4), width), np.float32)
+    x = height // 2
+    for piece, gap in zip(pieces, gaps, strict=True):
+        top = int(height * 0.2 + rng.integers(-height // 12, height // 12 + 1))
+        region = line[top:top + height, x:x + piece.shape[1]]
+        np.maximum(region, piece[:region.shape[0], :region.shape[1]], out=region)
+        x += piece.shape[1] + gap
+    line = line[:, :x + height // 2]
+    angle = rng.uniform(-5, 5)
+    return np.asarray(Image.fromarray(line, "F").rotate(angle, Image.Resampling.BILINEAR,
+                                                        expand=True), np.float32)
+
+
+def _paper(shape: tuple[int, int], rng: np.random.Generator, unseen: bool) -> np.ndarray:
+    """A photographed sheet: float RGB [h, w, 3] with light, tint, a shadow and grain."""
+    h, w = shape
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    strength = rng.uniform(0.05, 0.3)
+    light = 1 - strength * ((np.cos(angle) * gx / w + np.sin(angle) * gy / h) + 1) / 2
+    if rng.random() < SHADOW:  # A soft shadow (a hand, the phone) across part of the sheet.
+        a = rng.uniform(0, 2 * np.pi)
+        d = np.cos(a) * (gx - rng.uniform(0, w)) + np.sin(a) * (gy - rng.uniform(0, h))
+        light *= 1 - rng.uniform(0.1, 0.35) / (1 + np.exp(-d / rng.uniform(5, 40)))
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)).astype(np.float32),
+                                      rng.uniform(1, 4))
+    light = light * (1 + rng.uniform(0.01, 0.05) * texture / max(texture.std(), 1e-6))
+    if unseen and UNSEEN["fibres"]:  # Paper fibres: short light and dark streaks.
+        fibres = np.zeros((h, w), np.float32)
+        for _ in range(int(rng.integers(20, 80))):
+            y, x = int(rng.integers(0, h)), int(rng.integers(0, max(1, w - 30)))
+            fibres[y, x:x + int(rng.integers(5, 30))] = rng.uniform(-0.08, 0.08)
+        light = light + ndimage.gaussian_filter(fibres, 0.7)
+    tint = np.array([1.0, rng.uniform(0.93, 1.0), rng.uniform(0.82, 0.97)], np.float32)
+    return light[..., None] * tint * rng.uniform(0.8, 1.0)
+
+
+def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
+                       unseen: bool = False) -> bytes:
+    """`digits`: uint8 [28, 28] MNIST images, written left to right and photographed: JPEG."""
+    line = _line(digits, rng, unseen)
+    h, w = line.shape
+    H, W = h + int(rng.integers(40, 300)), w + int(rng.integers(40, 400))
+    # Kept clear of the edges a perspective view may cut off (the number stays on the sheet).
+    my, mx = (int(0.08 * H), int(0.08 * W)) if unseen else (0, 0)
+    H, W = H + 2 * my, W + 2 * mx
+    top = my + int(rng.integers(0, H - 2 * my - h + 1))
+    left = mx + int(rng.integers(0, W - 2 * mx - w + 1))
+    ink = np.zeros((H, W), np.float32)
+    ink[top:top + h, left:left + w] = line
+    pen = {0: (0.08, 0.08, 0.1), 1: (0.1, 0.12, 0.45), 2: (0.3, 0.3, 0.32)}[
+        int(rng.integers(0, 3))]  # Black, blue, pencil.
+    paper = _paper((H, W), rng, unseen)
+    rgb = paper * (1 - ink[..., None]) + np.array(pen, np.float32) * ink[..., None]
+    rgb += rng.normal(0, rng.uniform(0.005, 0.04), rgb.shape).astype(np.float32)
+    image = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.6)))
+    if unseen:
+        if rng.random() < 0.5 and UNSEEN["motion blur"]:  # Hand shake: motion blur.
+            length = int(rng.integers(2, 6))
+            kernel = np.zeros((length * 2 + 1,) * 2, np.float32)
+            a = rng.uniform(0, np.pi)
+            for t in range(-length, length + 1):
+                kernel[length + round(t * np.sin(a)), length + round(t * np.cos(a))] = 1
+            pixels = np.asarray(image, np.float32)
+            blurred = np.stack([ndimage.convolve(pixels[..., c], kernel / kernel.sum())
+                                for c in range(3)], -1)
+            image = Image.fromarray(np.clip(blurred, 0, 255).astype(np.uint8), "RGB")
+        # A phone held at a slight angle: a perspective view of the sheet.
+        jitter = rng.uniform(-0.06, 0.06, 8) * np.array([W, H] * 4)
+        if not UNSEEN["perspective"]:
+            jitter *= 0
+        quad = np.array([0, 0, 0, H, W, H, W, 0], np.float64) + jitter
+        image = image.transform((W, H), Image.Transform.QUAD, quad.tolist(),
+                                Image.Resampling.BILINEAR, fillcolor=(90, 90, 90))
+    return _jpeg(image, int(rng.integers(40, 96)))
+
+
+def _colormap(values: np.ndarray, name: str) -> np.ndarray:
+    stops = np.array(COLORMAPS[name], np.float32)
+    position = np.clip(values, 0, 1) * (len(stops) - 1)
+    low = np.minimum(position.astype(int), len(stops) - 2)
+    frac = (position - low)[..., None]
+    return (stops[low] * (1 - frac) + stops[low + 1] * frac).astype(np.uint8)
+
+
+def _plot(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A notebook's `plt.imshow(digit, cmap=...)`: the array as nearest-neighbour blocks on a
+    white figure, with a frame, ticks, tick labels, sometimes a title and a colorbar."""
+    cmap = str(rng.choice(list(COLORMAPS)))
+    side = int(rng.integers(140, 420))
+    area = Image.fromarray(_colormap(digit / 255.0, cmap), "RGB").resize(
+        (side, side), Image.Resampling.NEAREST)
+    margin_l, margin_t = int(rng.integers(30, 90)), int(rng.integers(15, 70))
+    W = margin_l + side + int(rng.integers(15, 120))
+    H = margin_t + side + int(rng.integers(30, 80))
+    figure = Image.new("RGB", (W, H), (255, 255, 255))
+    figure.paste(area, (margin_l, margin_t))
+    draw = ImageDraw.Draw(figure)
+    draw.rectangle([margin_l - 1, margin_t - 1, margin_l + side, margin_t + side],
+                   outline=(0, 0, 0))
+    for k in range(0, 28, 5):  # Ticks and labels every 5 pixels, as matplotlib puts them.
+        x = margin_l + int((k + 0.5) * side / 28)
+        y = margin_t + int((k + 0.5) * side / 28)
+        draw.line([x, margin_t + side, x, margin_t + side + 4], fill=(0, 0, 0))
+        draw.line([margin_l - 5, y, margin_l - 1, y], fill=(0, 0, 0))
+        draw.text((x - 4, margin_t + side + 6), str(k), fill=(0, 0, 0))
+        draw.text((margin_l - 22, y - 5), str(k), fill=(0, 0, 0))
+    if rng.random() < 0.4 and W - margin_l - side > 40:  # A colorbar to the right.
+        bar = _colormap(np.linspace(1, 0, side)[:, None].repeat(12, 1), cmap)
+        figure.paste(Image.fromarray(bar, "RGB"), (margin_l + side + 12, margin_t))
+    if rng.random() < 0.5:
+        draw.text((margin_l + side // 3, max(2, margin_t - 14)), f"label = {rng.integers(10)}",
+                  fill=(0, 0, 0))
+    return figure
+
+
+def _screen(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A phone or monitor photographed: a dark bezel around a lit screen showing the digit
+    (light or dark mode), on a desk, slightly blurred, with a screen-door grid."""
+    side = int(rng.integers(100, 300))
+    dark_mode = rng.random() < 0.5
+    digit_px = np.asarray(Image.fromarray(digit, "L").resize((side, side),
+                                                             Image.Resampling.BICUBIC),
+                          np.float32) / 255.0
+    sw, sh = side + int(rng.integers(40, 200)), side + int(rng.integers(60, 300))
+    screen = np.full((sh, sw), 0.1 if dark_mode else 0.92, np.float32)
+    top, left = int(rng.integers(10, sh - side - 10)), int(rng.integers(10, sw - side - 10))
+    region = screen[top:top + side, left:left + side]
+    screen[top:top + side, left:left + side] = (np.maximum(region, digit_px * 0.9) if dark_mode
+                                                else region * (1 - 0.9 * digit_px))
+    screen *= 1 - 0.08 * (np.arange(sh)[:, None] % 3 == 0)  # Screen-door rows.
+    bezel = int(rng.integers(8, 40))
+    H, W = sh + 2 * bezel + int(rng.integers(60, 300)), sw + 2 * bezel + int(rng.integers(60, 300))
+    desk = np.full((H, W), rng.uniform(0.45, 0.75), np.float32)
+    y, x = int(rng.integers(0, H - sh - 2 * bezel)), int(rng.integers(0, W - sw - 2 * bezel))
+    desk[y:y + sh + 2 * bezel, x:x + sw + 2 * bezel] = 0.05
+    desk[y + bezel:y + bezel + sh, x + bezel:x + bezel + sw] = screen
+    desk += rng.normal(0, 0.02, desk.shape).astype(np.float32)
+    tint = np.array([rng.uniform(0.85, 1), rng.uniform(0.9, 1), 1.0], np.float32)
+    rgb = np.clip(desk[..., None] * tint, 0, 1)
+    image = Image.fromarray((rgb * 255).astype(np.uint8), "RGB")
+    return image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5))).rotate(
+        rng.uniform(-4, 4), Image.Resampling.BILINEAR, fillcolor=(120, 120, 120))
+
+
+def _paper_with(digit: np.ndarray, rng: np.random.Generator, kind: str) -> Image.Image:
+    """A digit written on paper printed with a box (form cell), ruled lines or squares."""
+    size = int(rng.integers(60, 160))
+    ink = _ink(digit, size, rng, rng.uniform(-0.3, 1.0))
+    H, W = size + int(rng.integers(120, 400)), ink.shape[1] + int(rng.integers(160, 500))
+    paper = np.full((H, W), 0.93, np.float32)
+    top, left = int(rng.integers(50, H - size - 50)), int(rng.integers(60, W - ink.shape[1] - 60))
+    printed = np.zeros((H, W), bool)
+    thick = int(rng.integers(1, 4))
+    if kind == "box":
+        pad = int(size * rng.uniform(0.1, 0.35))
+        y0, y1 = top - pad, top + size + pad
+        x0, x1 = left - pad - size // 4, left + ink.shape[1] + pad + size // 4
+        y0, x0, y1, x1 = max(y0, 2), max(x0, 2), min(y1, H - 3), min(x1, W - 3)
+        printed[y0:y1, x0:x0 + thick] = printed[y0:y1, x1 - thick:x1] = True
+        printed[y0:y0 + thick, x0:x1] = printed[y1 - thick:y1, x0:x1] = True
+        if rng.random() < 0.5:  # The neighbouring cells of a row of boxes, left and right.
+            width = x1 - x0
+            for x in range(x0 - width, -1, -width) if x0 > width else []:
+                printed[y0:y1, x:x + thick] = True
+            for x in range(x1 + width, W, width):
+                printed[y0:y1, x - thick:x] = True
+            printed[y0:y0 + thick, :] = printed[y1 - thick:y1, :] = True
+    else:
+        spacing = int(size * rng.uniform(0.35, 0.9) if kind == "squared"
+                      else size * rng.uniform(0.45, 1.1))
+        offset = int(rng.integers(0, spacing))
+        printed[offset::spacing, :] = True
+        if kind == "squared":
+            printed[:, offset::spacing] = True
+        if thick > 1:
+            printed = ndimage.binary_dilation(printed, iterations=thick // 2)
+    line_colour = rng.uniform(0.45, 0.8)  # Printed lines: grey, blue or light red.
+    grey = np.where(printed, line_colour, paper)
+    region = grey[top:top + size, left:left + ink.shape[1]]
+    grey[top:top + size, left:left + ink.shape[1]] = region * (1 - 0.9 * ink)
+    hue = {0: (1.0, 1.0, 1.0), 1: (0.85, 0.9, 1.1), 2: (1.1, 0.85, 0.85)}[int(rng.integers(3))]
+    rgb = np.where(printed[..., None], np.clip(grey[..., None] * np.array(hue), 0, 1),
+                   grey[..., None] * np.array([1.0, 0.98, 0.93]))
+    gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
+    rgb *= (0.85 + 0.15 * gx / W)[..., None]
+    rgb += rng.normal(0, 0.015, rgb.shape)
+    return Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
+
+
+def framed_upload(digit: np.ndarray, kind: str, rng: np.random.Generator) -> bytes:
+    """`digit`: uint8 [28, 28] MNIST image, inside a picture of `kind` (see `FRAMES`)."""
+    if kind == "plot":
+        return _png(_plot(digit, rng))  # Screenshots are PNGs.
+    if kind == "screen":
+        return _jpeg(_screen(digit, rng), int(rng.integers(60, 92)))
+    if kind in ("box", "ruled", "squared"):
+        return _jpeg(_paper_with(digit, rng, kind), int(rng.integers(60, 92)))
+    raise ValueError(kind)

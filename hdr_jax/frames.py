@@ -1,0 +1,204 @@
+"""Pictures inside pictures: a digit shown in a notebook's plot, on a screen photographed, in a
+printed box or form cell, or on ruled or squared paper.
+
+Two things set these apart from a digit on a sheet, and both are found on the stroke mask
+(`preprocess.stroke_mask`) of the whole upload:
+
+- a *frame*: one connected piece of ink that reaches every side of its own bounding box (a
+  plot's filled area or its axes, a screen with its bezel, a printed box). The digit is read
+  again inside it, as an upload of its own.
+- *printed lines*: straight runs of ink much longer than they are thick (ruled and squared
+  paper, the sides of form cells). They are taken out, except where a stroke crosses them.
+
+Pure array functions, no Pillow or model: `preprocess` calls them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+# A frame's piece covers this share of the rows (columns) within `FRAME_BAND` of each side of
+# its box; digits cover far less on at least one side (a 7's foot, a 0's corners).
+FRAME_COVERAGE, FRAME_BAND = 0.9, 0.12
+MIN_FRAME = 0.1  # Of the upload's width and height: smaller pieces are not frames.
+# A printed line runs at least `LINE_LENGTH` of the upload's width (height, for a vertical
+# line) and is at most `LINE_THINNESS` as thick as it is long (a 1 is ~1/7 as thick as tall).
+LINE_LENGTH, LINE_THINNESS = 0.6, 0.04
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """The inside of a frame: its box (y0, y1, x0, x1) in the mask's pixels and, for an outline
+    (a bezel, a printed box), which pixels of that box lie inside the outline."""
+
+    box: tuple[int, int, int, int]
+    inside: np.ndarray | None = None
+
+
+def find_frame(mask: np.ndarray) -> Frame | None:
+    """The inside of the largest frame in `mask`, or None. A frame is an outline (what it
+    encloses is most of its box) or a filled area with the digit as holes in it (a plot)."""
+    from scipy import ndimage  # Deferred: see preprocess's module docstring.
+
+    h, w = mask.shape
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return None
+    sizes = ndimage.sum_labels(mask, labels, range(1, n + 1))
+    objects = ndimage.find_objects(labels)
+    for index in np.argsort(-sizes)[:3]:  # The frame, if any, is among the largest pieces.
+        sl = objects[index]
+        y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
+        if y1 - y0 < MIN_FRAME * h or x1 - x0 < MIN_FRAME * w:
+            continue
+        piece = labels[sl] == index + 1
+        if not _reaches_every_side(piece):
+            continue
+        holes, count = ndimage.label(ndimage.binary_fill_holes(piece) & ~piece)
+        if count:
+            largest = 1 + int(np.argmax(ndimage.sum_labels(holes > 0, holes,
+                                                           range(1, count + 1))))
+            hy, hx = ndimage.find_objects((holes == largest).astype(np.int32))[0]
+            if (hy.stop - hy.start) * (hx.stop - hx.start) >= 0.5 * piece.size:  # An outline.
+                # Shrunk a little: the outline's blurred inner edge is not the picture.
+                inside = ndimage.binary_erosion(ndimage.binary_fill_holes(holes == largest),
+                                                iterations=3)[hy, hx]
+                return Frame((y0 + hy.start, y0 + hy.stop, x0 + hx.start, x0 + hx.stop),
+                             inside)
+        inset = [min(_side_thickness(side), int(0.1 * len(side))) + 2
+                 for side in (piece, piece[::-1], piece.T, piece.T[::-1])]
+        top, bottom, left, right = inset
+        if y1 - y0 - top - bottom > 8 and x1 - x0 - left - right > 8:
+            return Frame((y0 + top, y1 - bottom, x0 + left, x1 - right))
+    return None
+
+
+def _reaches_every_side(piece: np.ndarray) -> bool:
+    h, w = piece.shape
+    bh, bw = max(1, int(FRAME_BAND * h)), max(1, int(FRAME_BAND * w))
+    sides = (piece[:bh].any(0), piece[-bh:].any(0), piece[:, :bw].any(1), piece[:, -bw:].any(1))
+    return all(float(side.mean()) >= FRAME_COVERAGE for side in sides)
+
+
+def _side_thickness(piece: np.ndarray) -> int:
+    """Rows from the top of `piece` to its last nearly full row near the top: the frame's own
+    thickness, tick marks outside it included."""
+    band = piece[:max(1, int(FRAME_BAND * len(piece)))]
+    full = np.nonzero(band.mean(1) >= FRAME_COVERAGE)[0]
+    return int(full.max()) + 1 if full.size else 0
+
+
+class Pattern(Exception):
+    """Printed lines with short straight segments between them: a wall, tiles, a table."""
+
+
+def remove_lines(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`ink` without printed horizontal and vertical lines (`ink` itself if it has none);
+    strokes crossing them are kept.
+    Raises `Pattern` when what the lines leave is mostly short straight segments running
+    from one line to the next (a brick wall's mortar), not writing."""
+    from scipy import ndimage  # Deferred: see preprocess's module docstring.
+
+    lines = np.zeros_like(mask)
+    pixels = mask.astype(np.uint8)
+    for axis in (1, 0):  # Along rows (horizontal lines), then along columns.
+        length = max(12, int(LINE_LENGTH * mask.shape[axis]))
+        band = np.moveaxis(pixels, 1 - axis, 0)  # Rows of the line's direction first.
+        if (band[:-2] | band[1:-1] | band[2:]).sum(1).max(initial=0) < length:
+            continue  # No band of three rows (columns) holds a line's length of ink.
+        # A photo's lines lean a little: a pixel of slack across, then runs of `length`
+        # (an opening by 1-D min/max filters, which cost the same for any length).
+        slack = ndimage.maximum_filter1d(pixels, 3, axis=1 - axis)
+        runs = ndimage.maximum_filter1d(ndimage.minimum_filter1d(slack, length, axis=axis),
+                                        length, axis=axis).astype(bool) & mask
+        labels, _ = ndimage.label(runs)
+        for i, sl in enumerate(ndimage.find_objects(labels), start=1):
+            extent = sl[axis].stop - sl[axis].start
+            piece = labels[sl] == i
+            thickness = piece.sum() / max(extent, 1)
+            if thickness <= LINE_THINNESS * extent and _alone(piece, sl, mask, axis, thickness):
+                lines[sl] |= piece
+    if not lines.any():
+        return ink
+    strokes = mask & ~lines
+    # A stroke crossing a line continues on both sides of it: bridge the line there.
+    bridged = (_closed(strokes, axis=0) | _closed(strokes, axis=1)) & lines
+    # Straight bars from one line to the next are printed too: the walls between a form's
+    # cells. Many of them in several rows are a pattern (a brick wall's joints).
+    kept = strokes | bridged
+    bars, count, rows = _bars_between(kept, ndimage.binary_dilation(lines & ~bridged,
+                                                                    iterations=2))
+    if count >= 6 and rows >= 2:
+        raise Pattern()
+    return np.where((lines & ~bridged) | bars, 0.0, ink).astype(ink.dtype)
+
+
+def _alone(piece: np.ndarray, sl: tuple[slice, slice], mask: np.ndarray, axis: int,
+           thickness: float) -> bool:
+    """Whether a thin run of ink has paper on both sides (a printed line), not the rest of a
+    thick stroke (the straight side of a bold 0)."""
+    from scipy import ndimage  # Deferred: see preprocess's module docstring.
+
+    reach = int(thickness) + 3
+    across = 1 - axis
+    lo = max(0, sl[across].start - reach)
+    hi = min(mask.shape[across], sl[across].stop + reach)
+    window = [sl[0], sl[1]]
+    window[across] = slice(lo, hi)
+    grown = np.zeros((hi - lo, piece.shape[1]) if across == 0 else (piece.shape[0], hi - lo),
+                     bool)
+    offset = sl[across].start - lo
+    if across == 0:
+        grown[offset:offset + piece.shape[0]] = piece
+    else:
+        grown[:, offset:offset + piece.shape[1]] = piece
+    band = ndimage.maximum_filter1d(grown.astype(np.uint8), 2 * reach + 1,
+                                    axis=across).astype(bool) & ~grown
+    return (mask[tuple(window)] & band).sum() < 0.5 * band.sum()
+
+
+def _closed(mask: np.ndarray, axis: int, size: int = 7) -> np.ndarray:
+    """A binary closing along one axis (gaps shorter than `size` filled), by 1-D filters."""
+    from scipy import ndimage  # Deferred: see preprocess's module docstring.
+
+    grown = ndimage.maximum_filter1d(mask.astype(np.uint8), size, axis=axis)
+    return ndimage.minimum_filter1d(grown, size, axis=axis).astype(bool)
+
+
+def _bars_between(strokes: np.ndarray, near_lines: np.ndarray
+                  ) -> tuple[np.ndarray, int, int]:
+    """The pieces of `strokes` that are thin straight bars touching lines at both ends, how
+    many there are, and in how many distinct rows (columns) of the picture they stand."""
+    from scipy import ndimage  # Deferred: see preprocess's module docstring.
+
+    labels, _ = ndimage.label(strokes, structure=np.ones((3, 3)))
+    bars = np.zeros_like(strokes)
+    count, spans = 0, set()
+    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
+        piece = labels[sl] == i
+        h, w = piece.shape
+        if min(h, w) > 0.25 * max(h, w) or piece.mean() < 0.6 or max(h, w) < 6:
+            continue
+        near = near_lines[sl]
+        upright = h >= w
+        ends = (piece[0] & near[0], piece[-1] & near[-1]) if upright else \
+            (piece[:, 0] & near[:, 0], piece[:, -1] & near[:, -1])
+        if ends[0].any() and ends[1].any():
+            bars[sl] |= piece
+            count += 1
+            axis = 0 if upright else 1
+            spans.add((upright, sl[axis].start // 8))  # Bars of one course share a span.
+    return bars, count, len(spans)
+
+
+def colour_contrast(rgb: np.ndarray) -> np.ndarray:
+    """An inner picture in grey by how far each pixel's colour is from its background's (the
+    median colour: a digit covers far less than half of its picture): a plot's digit in any
+    colormap becomes light ink on a dark ground (float32 [h, w] in [0, 1])."""
+    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 40_000)))
+    background = np.median(rgb[::step, ::step].reshape(-1, 3), 0)
+    distance = np.linalg.norm(rgb.astype(np.float32) - background, axis=-1)
+    top = float(np.percentile(distance, 99.5))
+    return np.clip(distance / max(top, 1e-6), 0, 1).astype(np.float32)

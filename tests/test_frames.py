@@ -1,0 +1,87 @@
+"""Pictures inside pictures, on plain arrays: frames found, printed lines taken out."""
+
+import numpy as np
+import pytest
+
+from hdr_jax import frames
+
+
+def _seven(mask: np.ndarray, top: int, left: int, size: int) -> None:
+    """A '7' of `size` pixels: a bar and a slanted stem, 4 pixels thick."""
+    mask[top:top + 4, left:left + size] = True
+    for t in range(size):
+        x = left + size - 4 - t * size // (2 * size)
+        mask[top + t, x:x + 4] = True
+
+
+def test_an_outline_frame_gives_what_it_encloses():
+    mask = np.zeros((200, 300), bool)
+    mask[40:44, 60:260] = mask[156:160, 60:260] = True   # A printed box ...
+    mask[40:160, 60:64] = mask[40:160, 256:260] = True
+    _seven(mask, 70, 140, 60)                              # ... with a digit inside.
+    frame = frames.find_frame(mask)
+    y0, y1, x0, x1 = frame.box
+    assert 40 <= y0 <= 48 and 152 <= y1 <= 160 and 60 <= x0 <= 68 and 252 <= x1 <= 260
+    assert frame.inside[100 - y0, 150 - x0] and not frame.inside[0, 0]
+
+
+def test_a_filled_frame_with_the_digit_as_holes_gives_its_area():
+    mask = np.zeros((300, 300), bool)
+    mask[50:250, 40:240] = True       # A plot's dark area ...
+    digit = np.zeros_like(mask)
+    _seven(digit, 90, 100, 90)
+    mask &= ~digit                    # ... and the bright digit in it.
+    mask[260:264, 40:240] = True      # Tick labels and a title are not the frame.
+    frame = frames.find_frame(mask)
+    y0, y1, x0, x1 = frame.box
+    assert frame.inside is None
+    assert 50 <= y0 <= 72 and 228 <= y1 <= 250 and 40 <= x0 <= 62 and 218 <= x1 <= 240
+
+
+@pytest.mark.parametrize("shape", ["seven", "zero"])
+def test_digits_are_not_frames(shape):
+    """(A bold 1 is a filled frame with nothing inside: `preprocess` then reads the whole.)"""
+    mask = np.zeros((200, 200), bool)
+    if shape == "seven":
+        _seven(mask, 20, 40, 150)
+    else:                              # A round 0 (a frame only if it filled its box).
+        yy, xx = np.mgrid[:200, :200]
+        ring = ((yy - 100) / 80) ** 2 + ((xx - 100) / 60) ** 2
+        mask[(ring < 1) & (ring > 0.6)] = True
+    assert frames.find_frame(mask) is None
+
+
+def test_ruled_lines_go_and_a_stroke_crossing_them_stays():
+    mask = np.zeros((240, 320), bool)
+    for y in (60, 120, 180):
+        mask[y:y + 2] = True                       # Ruled lines across the sheet.
+    mask[40:200, 150:158] = True                   # A 1 written across two of them.
+    ink = mask.astype(np.float32)
+    out = frames.remove_lines(ink, mask)
+    assert out[61, :140].max() == 0 and out[121, 170:].max() == 0
+    assert (out[40:200, 150:158] == 1).all()       # The stroke is whole where it crosses.
+
+
+def test_a_wall_of_bricks_is_a_pattern_not_lines_to_remove():
+    mask = np.zeros((240, 320), bool)
+    for row, y in enumerate(range(0, 240, 40)):
+        mask[y:y + 3] = True                        # Mortar courses ...
+        for x in range(20 * (row % 2), 320, 80):
+            mask[y:y + 40, x:x + 3] = True          # ... and the joints between bricks.
+    with pytest.raises(frames.Pattern):
+        frames.remove_lines(mask.astype(np.float32), mask)
+
+
+def test_no_lines_returns_the_same_array():
+    mask = np.zeros((100, 100), bool)
+    _seven(mask, 10, 20, 60)
+    ink = mask.astype(np.float32)
+    assert frames.remove_lines(ink, mask) is ink
+
+
+def test_colour_contrast_makes_a_coloured_digit_light_on_dark():
+    rgb = np.zeros((60, 60, 3), np.uint8)
+    rgb[:] = (68, 1, 84)                            # viridis at 0 ...
+    rgb[20:40, 28:32] = (253, 231, 37)              # ... and at 1.
+    grey = frames.colour_contrast(rgb)
+    assert grey.dtype == np.float32 and grey[0, 0] == 0 and grey[30, 30] == pytest.approx(1)
