@@ -46,11 +46,14 @@ def find_frame(mask: np.ndarray) -> Frame | None:
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n == 0:
         return None
-    sizes = ndimage.sum_labels(mask, labels, range(1, n + 1))
-    objects = ndimage.find_objects(labels)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]  # Pixels per piece.
     for index in np.argsort(-sizes)[:3]:  # The frame, if any, is among the largest pieces.
-        sl = objects[index]
-        y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
+        if sizes[index] < 2 * MIN_FRAME * min(h, w):  # Too few pixels to reach every side.
+            break
+        rows, cols = np.nonzero((labels == index + 1).any(1))[0], \
+            np.nonzero((labels == index + 1).any(0))[0]
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        sl = (slice(y0, y1), slice(x0, x1))
         if y1 - y0 < MIN_FRAME * h or x1 - x0 < MIN_FRAME * w:
             continue
         piece = labels[sl] == index + 1
@@ -58,8 +61,7 @@ def find_frame(mask: np.ndarray) -> Frame | None:
             continue
         holes, count = ndimage.label(ndimage.binary_fill_holes(piece) & ~piece)
         if count:
-            largest = 1 + int(np.argmax(ndimage.sum_labels(holes > 0, holes,
-                                                           range(1, count + 1))))
+            largest = 1 + int(np.argmax(np.bincount(holes.ravel(), minlength=count + 1)[1:]))
             hy, hx = ndimage.find_objects((holes == largest).astype(np.int32))[0]
             if (hy.stop - hy.start) * (hx.stop - hx.start) >= 0.5 * piece.size:  # An outline.
                 # Shrunk a little: the outline's blurred inner edge is not the picture.

@@ -198,8 +198,11 @@ def _flatten_alpha(image: Image.Image) -> np.ndarray:
 
 
 def _otsu(values: np.ndarray) -> float:
-    hist, edges = np.histogram(values, bins=128, range=(0.0, 1.0))
-    centres = (edges[:-1] + edges[1:]) / 2
+    """Otsu's threshold of `values` in [0, 1] (others ignored), over 128 bins."""
+    inside = values[(values >= 0) & (values <= 1)]
+    # np.histogram's bins, counted by bincount: the same counts, several times faster.
+    hist = np.bincount(np.minimum((inside * 128).astype(np.intp), 127), minlength=128)
+    centres = (np.arange(128) + 0.5) / 128
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
     m0 = np.cumsum(hist * centres)
@@ -339,7 +342,7 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n == 0:
         raise NoDigitFound()
-    sizes = ndimage.sum_labels(mask, labels, range(1, n + 1))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]  # Pixels per piece.
     keep = np.zeros(n + 1, bool)
     keep[1:] = sizes >= max(0.05 * sizes.max(), 2)
     if not keep.any() or (sizes.max() < 8 and mask.size > 2000):  # Only specks: noise.
@@ -348,10 +351,10 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
         raise NotHandwriting()
     # Keep the faint anti-aliased rim around kept strokes too (dilating only around them: the
     # digit is usually a small part of a photo).
-    boxes = [box for box, k in zip(ndimage.find_objects(labels), keep[1:], strict=True) if k]
-    y0 = max(min(b[0].start for b in boxes) - 2, 0)
-    x0 = max(min(b[1].start for b in boxes) - 2, 0)
-    y1, x1 = max(b[0].stop for b in boxes) + 2, max(b[1].stop for b in boxes) + 2
+    strokes = keep[labels]
+    rows, cols = np.nonzero(strokes.any(1))[0], np.nonzero(strokes.any(0))[0]
+    y0, x0 = max(int(rows[0]) - 2, 0), max(int(cols[0]) - 2, 0)
+    y1, x1 = int(rows[-1]) + 3, int(cols[-1]) + 3
     # Holes are counted in the strokes proper: the faint rim hysteresis adds is ragged.
     _check_holes(keep[labels[y0:y1, x0:x1]] & (ink[y0:y1, x0:x1] > STROKE))
     kept = np.zeros(mask.shape, bool)
@@ -368,7 +371,7 @@ def _check_holes(strokes: np.ndarray) -> None:
         return
     edge = np.unique(np.concatenate([background[0], background[-1], background[:, 0],
                                      background[:, -1]]))
-    sizes = ndimage.sum_labels(np.ones(strokes.shape), background, range(1, n + 1))
+    sizes = np.bincount(background.ravel(), minlength=n + 1)[1:]
     holes = int(np.sum(sizes >= 4)) - int(np.sum(sizes[edge[edge > 0] - 1] >= 4))
     digit_widths = max(1.0, strokes.shape[1] / strokes.shape[0])
     if holes > MAX_HOLES_PER_DIGIT_WIDTH * digit_widths:
@@ -503,7 +506,7 @@ def segment_number(ink: np.ndarray
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n == 0:
         raise NoDigitFound()
-    sizes = ndimage.sum_labels(mask, labels, range(1, n + 1))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     objects = ndimage.find_objects(labels)
     pieces = sorted([sl[1].start, sl[1].stop, sl[0].start, sl[0].stop, float(size)]
                     for sl, size in zip(objects, sizes, strict=True)
