@@ -1,14 +1,15 @@
 """Pictures inside pictures: a digit shown in a notebook's plot, on a screen photographed, in a
 printed box or form cell, or on ruled or squared paper.
 
-Two things set these apart from a digit on a sheet, and both are found on the stroke mask
-(`preprocess.stroke_mask`) of the whole upload:
+Two things set these apart from a digit on a sheet:
 
 - a *frame*: one connected piece of ink that reaches every side of its own bounding box (a
-  plot's filled area or its axes, a screen with its bezel, a printed box). The digit is read
-  again inside it, as an upload of its own.
-- *printed lines*: straight runs of ink much longer than they are thick (ruled and squared
-  paper, the sides of form cells). They are taken out, except where a stroke crosses them.
+  plot's filled area or its axes, a screen with its bezel, a printed box), found on the
+  upload's dark (or light) areas before lighting is removed. The digit is read again inside
+  it, as an upload of its own.
+- *printed lines*: straight runs of ink much longer than they are thick, with paper on both
+  sides (ruled and squared paper, the sides of form cells), found on the stroke mask. They
+  are taken out, except where a stroke crosses them.
 
 Pure array functions, no Pillow or model: `preprocess` calls them.
 """
