@@ -6,6 +6,10 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR --report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --sweep [--numbers 600]
+  python bench/hard_numbers.py --data-dir DIR --report-set ... --library ../old
+
+`--library DIR` reads the same uploads with the pipeline of another checkout (e.g.
+`git worktree add ../old 973032a`): before/after figures of a change.
 
 `--sweep` chooses `recognition.LineCosts` on the tuning generator alone: every line is cut
 and every span read once, then each choice of costs picks its readings.
@@ -31,10 +35,14 @@ import numpy as np  # noqa: E402
 
 from bench.common import header  # noqa: E402
 from bench.hard_uploads import FRAMES, framed_upload, hard_number_upload  # noqa: E402
+
+if "--library" in sys.argv[:-1]:  # The uploads come from here, the pipeline from there.
+    sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--library") + 1]).resolve()))
+
 from hdr_jax import data, preprocess  # noqa: E402
 from hdr_jax.inference import Predictor  # noqa: E402
 from hdr_jax.lifecycle import checkpoint_path  # noqa: E402
-from hdr_jax.recognition import LineCosts, Recognizer, read_line  # noqa: E402
+from hdr_jax.recognition import Recognizer  # noqa: E402
 
 TUNING_DIGITS, REPORT_DIGITS = range(0, 5000), range(5000, 10000)
 REPORT_SEED = 33
@@ -66,6 +74,8 @@ def failure_kinds(recognizer: Recognizer, numbers: list[tuple[bytes, str]]) -> d
 
 
 def sweep(recognizer: Recognizer, numbers: list[tuple[bytes, str]]) -> None:
+    from hdr_jax.recognition import LineCosts, read_line
+
     lines, truths = [], []
     for raw, truth in numbers:
         try:
@@ -142,12 +152,13 @@ def main() -> None:
     p.add_argument("--write-report-set", type=Path)
     p.add_argument("--report-size", type=int, default=200)
     p.add_argument("--sweep", action="store_true", help="choose LineCosts on the tuning set")
+    p.add_argument("--library", help="read with the pipeline of this checkout instead")
     args = p.parse_args()
     test = data.load_mnist(args.data_dir).test
     if args.write_report_set:
         write_report_set(test, args.write_report_set, args.report_size)
         return
-    header("hard uploads")
+    header(f"hard uploads, read by {Path(preprocess.__file__).parents[1]}")
     recognizer = Recognizer(Predictor.from_checkpoint(checkpoint_path()))
     print(f"  {'written numbers, 2-8 digits':<34}{'exact':>9}{'count':>8}{'digit':>8}"
           f"{'refused':>8}{'of':>7}")

@@ -63,8 +63,6 @@ def _ink(digit: np.ndarray, height: int, rng: np.random.Generator, bold: float) 
 
 # How often a number has uneven pressure, touching neighbours, a shadow across the sheet.
 MIXED_PRESSURE, TOUCHING, SHADOW = 0.6, 0.4, 0.5
-# The effects `unseen=True` adds (each can be switched off to see what it costs).
-UNSEEN = {"pressure ramp": True, "fibres": True, "motion blur": True, "perspective": True}
 
 
 def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: bool
@@ -76,7 +74,7 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: bool
     for d in digits:
         pressure = rng.uniform(0.4, 1.0) if mixed else rng.uniform(0.75, 1.0)
         ink = _ink(d, height, rng, rng.uniform(-0.3, 0.7)) * pressure
-        if unseen and UNSEEN["pressure ramp"]:  # The pen presses harder at one side.
+        if unseen:  # The pen presses harder at one side of each digit.
             ramp = np.linspace(rng.uniform(0.5, 1.0), 1.0, ink.shape[1], dtype=np.float32)
             ink = ink * (ramp if rng.random() < 0.5 else ramp[::-1])
         pieces.append(ink)
@@ -111,7 +109,7 @@ def _paper(shape: tuple[int, int], rng: np.random.Generator, unseen: bool) -> np
     texture = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)).astype(np.float32),
                                       rng.uniform(1, 4))
     light = light * (1 + rng.uniform(0.01, 0.05) * texture / max(texture.std(), 1e-6))
-    if unseen and UNSEEN["fibres"]:  # Paper fibres: short light and dark streaks.
+    if unseen:  # Paper fibres: short light and dark streaks.
         fibres = np.zeros((h, w), np.float32)
         for _ in range(int(rng.integers(20, 80))):
             y, x = int(rng.integers(0, h)), int(rng.integers(0, max(1, w - 30)))
@@ -142,7 +140,7 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
     image = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.6)))
     if unseen:
-        if rng.random() < 0.5 and UNSEEN["motion blur"]:  # Hand shake: motion blur.
+        if rng.random() < 0.5:  # Hand shake: motion blur along a random direction.
             length = int(rng.integers(2, 6))
             kernel = np.zeros((length * 2 + 1,) * 2, np.float32)
             a = rng.uniform(0, np.pi)
@@ -154,8 +152,6 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
             image = Image.fromarray(np.clip(blurred, 0, 255).astype(np.uint8), "RGB")
         # A phone held at a slight angle: a perspective view of the sheet.
         jitter = rng.uniform(-0.06, 0.06, 8) * np.array([W, H] * 4)
-        if not UNSEEN["perspective"]:
-            jitter *= 0
         quad = np.array([0, 0, 0, H, W, H, W, 0], np.float64) + jitter
         image = image.transform((W, H), Image.Transform.QUAD, quad.tolist(),
                                 Image.Resampling.BILINEAR, fillcolor=(90, 90, 90))

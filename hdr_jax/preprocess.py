@@ -356,9 +356,9 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
     y0, x0 = max(int(rows[0]) - 2, 0), max(int(cols[0]) - 2, 0)
     y1, x1 = int(rows[-1]) + 3, int(cols[-1]) + 3
     # Holes are counted in the strokes proper: the faint rim hysteresis adds is ragged.
-    _check_holes(keep[labels[y0:y1, x0:x1]] & (ink[y0:y1, x0:x1] > STROKE))
+    _check_holes(strokes[y0:y1, x0:x1] & (ink[y0:y1, x0:x1] > STROKE))
     kept = np.zeros(mask.shape, bool)
-    kept[y0:y1, x0:x1] = ndimage.binary_dilation(keep[labels[y0:y1, x0:x1]], iterations=2)
+    kept[y0:y1, x0:x1] = ndimage.binary_dilation(strokes[y0:y1, x0:x1], iterations=2)
     return np.where(kept, ink, 0.0)
 
 

@@ -67,13 +67,13 @@ class Recognizer:
     image) per reading."""
 
     def __init__(self, predictor: Predictor, max_pixels: int = preprocess.MAX_PIXELS,
-                 prediction_log: str | None = None):
+                 prediction_log: str | None = None, line_costs: LineCosts = LineCosts()):
         self.predictor = predictor
+        self.line_costs = line_costs
         self.max_pixels = max_pixels
         self.prediction_log = prediction_log
         self._log_lock = threading.Lock()
         self.answered = threading.Event()  # Set once the first reading has been made.
-        self.line_costs = LineCosts()
         self.low_confidence_below = float(predictor.info.get("calibration", {}).get(
             "low_confidence_below", LOW_CONFIDENCE_BELOW))
 
@@ -126,6 +126,7 @@ class Recognizer:
 
 
 def _one_digit(digit: preprocess.Digit) -> preprocess.NumberLine:
+    """Digit mode as a line with one span, so both modes share one batch and one reading."""
     return preprocess.NumberLine(2, (0, 1), {(0, 1): digit}, float(digit.box[3] - digit.box[1]))
 
 
