@@ -21,8 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from hdr_jax.model import MNIST_MEAN, MNIST_STD
-
 BROWSER_MODEL = "model.onnx"  # Beside the orbax checkpoint it was made from.
 OPSET = 17
 POOLED = (0, 1, 4)  # Convs followed by 3x3/2 max-pooling, as in `model.AlexNet`.
@@ -33,6 +31,8 @@ def to_onnx(variables: dict, info: dict):
     """An `onnx.ModelProto` computing softmax(logits / temperature) of `model.AlexNet`."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
+
+    from hdr_jax.model import MNIST_MEAN, MNIST_STD  # Here: serve.py imports this module.
 
     if info["model"].get("norm", "batch") != "batch":
         raise ValueError("only BatchNorm models are exported for the browser")

@@ -106,3 +106,31 @@ def shipped_checkpoint() -> Path:
     assert (SHIPPED / "info.json").is_file(), "the shipped checkpoint is missing"
     os.environ["HDR_CHECKPOINT"] = str(SHIPPED)
     return SHIPPED
+
+
+# The page in a real headless Chromium (Debian's), against the real local function: shared by
+# tests/test_web*.py.
+@pytest.fixture(scope="module")
+def site(shipped_checkpoint):
+    from bench.servers import free_port, running
+
+    port = free_port()
+    with running([sys.executable, str(ROOT / "serve.py"), "--port", str(port)], port,
+                 env={"HDR_CHECKPOINT": str(shipped_checkpoint)}):
+        yield f"http://127.0.0.1:{port}/web/"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from bench.page_reader import CHROMIUM, CHROMIUM_ARGS
+
+    if not shutil.which("chromium"):
+        pytest.fail("Debian chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

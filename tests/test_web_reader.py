@@ -1,0 +1,123 @@
+"""The page's reader (web/reader/, a port of hdr_jax/preprocess.py and recognition's choice of
+cuts, with the model in onnxruntime-web) against the server's, in headless Chromium: each
+array operation against the NumPy/scipy/Pillow one it stands for, then whole uploads."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.page_reader import PageReader, answer_text, compare, realistic_corpus
+from bench.uploads import non_digit_upload
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def reader():
+    from hdr_jax import webpage
+
+    webpage.build(webpage.ROOT / "checkpoints" / "alexnet-mnist")
+    with PageReader() as r:
+        yield r
+
+
+def _js(reader, body: str, *arrays: np.ndarray):
+    """Runs `body` (an async function of nd and the arrays as {h, w, data}) in the page."""
+    args = [{"h": a.shape[0], "w": a.shape[1], "data": a.ravel().tolist(),
+             "mask": a.dtype == bool} for a in arrays]
+    return reader.page.evaluate(f"""async (args) => {{
+        const nd = await import('/reader/ndimage.js');
+        const [a, b] = args.map((x) => ({{ h: x.h, w: x.w,
+            data: x.mask ? Uint8Array.from(x.data) : Float32Array.from(x.data) }}));
+        const out = await (async (nd, a, b) => {{ {body} }})(nd, a, b);
+        return out && out.data ? {{ h: out.h, w: out.w, data: Array.from(out.data) }} : out;
+    }}""", args)
+
+
+def _array(out) -> np.ndarray:
+    return np.asarray(out["data"], np.float64).reshape(out["h"], out["w"])
+
+
+@pytest.mark.parametrize("size,name,pillow", [
+    ((20, 13), "lanczos", Image.Resampling.LANCZOS),
+    ((9, 31), "bilinear", Image.Resampling.BILINEAR),
+    ((40, 52), "bilinear", Image.Resampling.BILINEAR),
+    ((11, 7), "box", Image.Resampling.BOX)])
+def test_resize_is_pillows(reader, size, name, pillow):
+    image = np.random.default_rng(0).random((23, 29), np.float32)
+    w, h = size
+    want = np.asarray(Image.fromarray(image, "F").resize((w, h), pillow, reducing_gap=None))
+    got = _array(_js(reader, f"return nd.resize(a, {w}, {h}, '{name}');", image))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [3, 4, 7, 10, 30])  # 30: wider than the image
+def test_filters_are_scipys(reader, size):
+    from scipy import ndimage
+
+    image = np.random.default_rng(size).random((17, 23), np.float32)
+    for js, want in [
+            (f"return nd.greyOpening(a, {size});", ndimage.grey_opening(image, size=(size, size))),
+            (f"return nd.uniformFilter(a, {size});", ndimage.uniform_filter(image, size)),
+            (f"return nd.minimumFilter1d(a, {size}, 1);", ndimage.minimum_filter1d(image, size, 1)),
+            (f"return nd.maximumFilter1d(a, {size}, 0);", ndimage.maximum_filter1d(image, size, 0)),
+            ("return nd.gaussianFilter(a, 1.0);", ndimage.gaussian_filter(image, 1.0))]:
+        np.testing.assert_allclose(_array(_js(reader, js, image)), want, atol=1e-5, err_msg=js)
+
+
+def test_labels_morphology_and_distances_are_scipys(reader):
+    from scipy import ndimage
+
+    mask = np.random.default_rng(1).random((30, 40)) > 0.55
+    for eight, structure in ((True, np.ones((3, 3))), (False, None)):
+        labels, n = ndimage.label(mask, structure=structure)
+        got = _js(reader, f"return {{ h: 30, w: 40, data: "
+                          f"nd.label(a, {str(eight).lower()}).labels }};", mask)
+        np.testing.assert_array_equal(_array(got), labels)
+    for js, want in [
+            ("return nd.binaryDilation(a, 2);", ndimage.binary_dilation(mask, iterations=2)),
+            ("return nd.binaryErosion(a, 3);", ndimage.binary_erosion(mask, iterations=3)),
+            ("return nd.fillHoles(a);", ndimage.binary_fill_holes(mask))]:
+        np.testing.assert_array_equal(_array(_js(reader, js, mask)).astype(bool), want, js)
+    blob = np.zeros((20, 30), bool)
+    blob[3:15, 4:25] = True
+    assert _js(reader, "return nd.maxDistance(a);", blob) == pytest.approx(
+        ndimage.distance_transform_edt(blob).max())
+
+
+def test_order_statistics_are_numpys(reader):
+    from hdr_jax.preprocess import _otsu
+
+    values = np.random.default_rng(2).random((1, 501), np.float32) ** 2
+    got = _js(reader, "return [nd.percentile(a.data, 99.9), nd.median(a.data), nd.otsu(a.data)];",
+              values)
+    np.testing.assert_allclose(got, [np.percentile(values, 99.9), np.median(values),
+                                     _otsu(values.ravel())], rtol=1e-6)
+
+
+def test_page_and_server_read_the_same_on_realistic_uploads(reader, real_mnist):
+    """The issue's bar: the same answer on >= 99.5% of uploads; inputs within 0.01 on >= 95%
+    of digits (the rest: a centring tie at half a pixel, or a speck one decoder keeps)."""
+    from hdr_jax.inference import Predictor
+    from hdr_jax.lifecycle import checkpoint_path
+    from hdr_jax.recognition import Recognizer
+
+    recognizer = Recognizer(Predictor.from_checkpoint(checkpoint_path()))
+    families = compare(realistic_corpus(real_mnist.test, 40, 40), recognizer, reader)
+    n = sum(f["n"] for f in families.values())
+    assert n == 240
+    assert sum(f["same"] for f in families.values()) >= 0.995 * n
+    pixels = np.concatenate([f["pixels"] for f in families.values()])
+    assert len(pixels) >= 200 and np.mean(pixels <= 0.01) >= 0.95
+    assert sum(f["page"] for f in families.values()) >= 0.97 * n
+
+
+def test_the_page_refuses_what_the_server_refuses(reader):
+    rng = np.random.default_rng(3)
+    blank, bricks = non_digit_upload("blank", rng), non_digit_upload("bricks", rng)
+    answers = reader.read([b"not an image", blank, bricks, b""])
+    assert [answer_text(a) for a in answers] == [None] * 4
+    assert "not an image" in answers[0]["error"]
+    assert answers[1]["error"].startswith("no digit found")
+    assert "pattern" in answers[2]["error"]
+    assert answers[3]["error"] == "the upload is empty"

@@ -1,0 +1,571 @@
+// Any upload -> what the model was trained on, in the browser: a port of
+// hdr_jax/preprocess.py, function by function and with the same names (in camelCase) and
+// constants, so that the page reads what the server reads. What differs, and why: the
+// browser decodes the image (its own JPEG and PNG decoders, EXIF orientation included), and
+// the pixel limit is checked once it has. tests/test_web_reader.py holds the two to agreement
+// on a corpus of realistic uploads.
+import * as nd from "./ndimage.js";
+import * as frames from "./frames.js";
+
+export const MAX_PIXELS = 25_000_000;
+export const WORK_SIDE = 512;
+export const DECODE_SIDE = 2 * WORK_SIDE;
+const MAX_PIECES = 24;
+const MAX_HOLES_PER_DIGIT_WIDTH = 4;
+export const STROKE = 0.15, FAINT_STROKE = 0.05;
+const MAX_DIGIT_WIDTH = 1.4, JOIN_GAP = 0.3, MAX_CUTS = 12;
+const EDGE_RUN = 0.4;
+
+export class PreprocessError extends Error {}
+export class ImageTooLarge extends PreprocessError {}
+export class NoDigitFound extends PreprocessError {
+  constructor(message = "no digit found: the image has no visible ink") { super(message); }
+}
+export class NotHandwriting extends NoDigitFound {
+  constructor() {
+    super("no digit found: the image looks like a pattern or a photo (a grid, a texture, a " +
+          "code), not handwriting");
+  }
+}
+
+// --- Decoding: {grey, scale, rgb} as preprocess.decode gives them. ---
+
+/** Bytes (a Blob) -> {grey: image in [0, 1] (dark = 0), scale, rgb: null or {h, w, data:
+ * Uint8Array of RGB}}, at most DECODE_SIDE pixels on the long side. */
+export async function decode(blob, maxPixels = MAX_PIXELS) {
+  if (!blob.size) throw new PreprocessError("the upload is empty");
+  const head = new Uint8Array(await blob.slice(0, 3).arrayBuffer());
+  const jpeg = head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff;
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
+  } catch (err) {
+    throw new PreprocessError("the upload is not an image this browser can read " +
+                              "(PNG, JPEG, GIF, BMP, WebP ...)");
+  }
+  const { width, height } = bitmap;
+  try {
+    if (width * height > maxPixels) {
+      throw new ImageTooLarge(`the image is ${width}x${height}, more than ${maxPixels} pixels`);
+    }
+    if (width < 1 || height < 1) throw new PreprocessError("the image has no pixels");
+    return fromPixels(rgbaOf(bitmap), jpeg, Math.max(width, height));
+  } finally {
+    bitmap.close();
+  }
+}
+
+function rgbaOf(bitmap) {
+  const { width, height } = bitmap;
+  // Very large photos are drawn at reduced size at once (the browser's own scaling): a
+  // 25 MP RGBA copy would be 100 MB in a phone's tab.
+  const shrink = width * height > 16_000_000 ? Math.ceil(Math.max(width, height) / (2 * DECODE_SIDE)) : 1;
+  const w = Math.ceil(width / shrink), h = Math.ceil(height / shrink);
+  const canvas = new OffscreenCanvas(w, h);
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.imageSmoothingQuality = "high";
+  context.drawImage(bitmap, 0, 0, w, h);
+  return { h, w, data: context.getImageData(0, 0, w, h).data, channels: 4 };
+}
+
+/** Pixels as Pillow would hand them to _to_grey: a large JPEG drafted to grey at 1/2..1/8
+ * scale (Pillow's DCT scaling), then an integer box reduction to DECODE_SIDE. */
+export function fromPixels(rgba, jpeg, originalSide) {
+  let pixels = rgba;
+  if (jpeg && Math.max(pixels.w, pixels.h) > DECODE_SIDE) {
+    const factor = WORK_SIDE / Math.max(pixels.w, pixels.h);
+    const scale = Math.min(Math.floor(pixels.w / Math.max(1, Math.floor(pixels.w * factor))),
+                           Math.floor(pixels.h / Math.max(1, Math.floor(pixels.h * factor))));
+    const draft = [8, 4, 2, 1].find((a) => scale >= a);
+    pixels = reduce(luminance(pixels), draft);
+  }
+  pixels = reduce(pixels, Math.ceil(Math.max(pixels.w, pixels.h) / DECODE_SIDE));
+  const scale = originalSide / Math.max(pixels.w, pixels.h);
+  if (pixels.channels === 1) return { grey: nd.map(pixels, (v) => v / 255), scale, rgb: null };
+  const { h, w, data } = pixels;
+  let opaque = true, minAlpha = 255, grey = true;
+  for (let i = 0; i < h * w; i++) {
+    const a = data[4 * i + 3];
+    minAlpha = Math.min(minAlpha, a);
+    if (a < 255) opaque = false;
+    if (data[4 * i] !== data[4 * i + 1] || data[4 * i] !== data[4 * i + 2]) grey = false;
+  }
+  const rgb = grey || minAlpha < 250 ? null : { h, w, data: rgbOnly(data) };
+  if (opaque) return { grey: nd.map(luminance(pixels), (v) => v / 255), scale, rgb };
+  return { grey: flattenAlpha(pixels), scale, rgb };
+}
+
+function rgbOnly(rgba) {
+  const out = new Uint8Array((rgba.length / 4) * 3);
+  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) out.set(rgba.subarray(i, i + 3), j);
+  return out;
+}
+
+/** Pillow's RGB -> L (ITU-R 601-2 luma, in integers). */
+function luminance({ h, w, data }) {
+  const out = new Uint8Array(h * w);
+  for (let i = 0; i < h * w; i++) {
+    out[i] = (data[4 * i] * 19595 + data[4 * i + 1] * 38470 + data[4 * i + 2] * 7471 + 0x8000) >> 16;
+  }
+  return { h, w, data: out, channels: 1 };
+}
+
+/** Pillow's Image.reduce(factor): box averages (the last row and column of boxes smaller),
+ * alpha premultiplied while averaging. */
+function reduce(pixels, factor) {
+  if (factor <= 1) return pixels;
+  const { h, w, data, channels } = pixels;
+  const oh = Math.ceil(h / factor), ow = Math.ceil(w / factor);
+  const out = new Uint8ClampedArray(oh * ow * channels);
+  const acc = new Float64Array(channels);
+  for (let oy = 0; oy < oh; oy++) {
+    for (let ox = 0; ox < ow; ox++) {
+      acc.fill(0);
+      let n = 0;
+      for (let y = oy * factor; y < Math.min(h, (oy + 1) * factor); y++) {
+        for (let x = ox * factor; x < Math.min(w, (ox + 1) * factor); x++) {
+          const i = (y * w + x) * channels;
+          const alpha = channels === 4 ? data[i + 3] / 255 : 1;
+          for (let c = 0; c < channels; c++) acc[c] += c === 3 ? data[i + c] : data[i + c] * alpha;
+          n++;
+        }
+      }
+      const o = (oy * ow + ox) * channels;
+      const alpha = channels === 4 ? acc[3] / n / 255 : 1;
+      for (let c = 0; c < channels; c++) {
+        out[o + c] = Math.round(c === 3 ? acc[c] / n : alpha > 0 ? acc[c] / n / alpha : 0);
+      }
+    }
+  }
+  return { h: oh, w: ow, data: out, channels };
+}
+
+/** preprocess._flatten_alpha: onto a background contrasting with the opaque (ink) pixels. */
+function flattenAlpha({ h, w, data }) {
+  const grey = nd.image(h, w), alpha = nd.image(h, w);
+  for (let i = 0; i < h * w; i++) {
+    grey.data[i] = (0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2]) / 255;
+    alpha.data[i] = data[4 * i + 3] / 255;
+  }
+  const opaque = [];
+  for (let i = 0; i < h * w; i++) if (alpha.data[i] > 0.5) opaque.push(grey.data[i]);
+  const background = opaque.length && nd.median(opaque) < 0.5 ? 1 : 0;
+  return nd.map(grey, (g, i) => g * alpha.data[i] + background * (1 - alpha.data[i]));
+}
+
+// --- From grey to ink (preprocess.polarised, ink_map and what they call). ---
+function windowOf(grey) { return Math.max(3, Math.floor(Math.min(grey.h, grey.w) / 4)); }
+
+export function polarised(grey) {
+  const { h, w } = grey;
+  const m = Math.max(1, Math.floor(h / 20)), n = Math.max(1, Math.floor(w / 20));
+  const border = [];
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (y < m || y >= h - m) border.push(grey.data[y * w + x]);
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < n; x++) border.push(grey.data[y * w + x]);
+    for (let x = w - n; x < w; x++) border.push(grey.data[y * w + x]);
+  }
+  const paper = nd.median(border);
+  let darkInk;
+  if (Math.abs(paper - 0.5) > 0.2) {
+    darkInk = paper > 0.5;
+  } else {
+    const smooth = nd.gaussianFilter(grey, 1.0), local = nd.uniformFilter(grey, windowOf(grey));
+    const detail = smooth.data.map((v, i) => v - local.data[i]);
+    darkInk = -nd.percentile(detail, 0.01) > nd.percentile(detail, 99.99);
+  }
+  return darkInk ? nd.map(grey, (v) => 1 - v) : nd.map(grey, (v) => v);
+}
+
+export function inkMap(grey, polarisedInk = null) {
+  const window = windowOf(grey);
+  let ink = polarisedInk || polarised(grey);
+  const beyond = beyondTheSheet(ink, window);
+  let sample = nd.sample(ink);
+  if (nd.percentile(sample, 99.9) - nd.percentile(sample, 50) < 0.08) throw new NoDigitFound();
+  const paper = opening(ink, window);
+  ink = nd.map(ink, (v, i) => v - paper.data[i]);
+  sample = nd.sample(ink);
+  const threshold = nd.otsu(sample.map((v) => Math.min(Math.max(v, 0), 1)));
+  const background = sample.filter((v) => v < threshold);
+  if (background.length) {
+    const med = nd.median(background);
+    const mad = nd.median(background.map((v) => Math.abs(v - med)));
+    const floor = med + 4 * 1.4826 * mad;
+    ink = nd.map(ink, (v) => v - floor);
+  }
+  ink = nd.map(ink, (v) => Math.max(v, 0));
+  const strokes = ink.data.filter((v) => v > 0);
+  if (!strokes.length) throw new NoDigitFound();
+  const top = strokes.length > 20 ? nd.percentile(strokes, 95) : nd.max(strokes);
+  if (top <= 0.05) throw new NoDigitFound();
+  return nd.map(ink, (v, i) => (beyond.data[i] ? 0 : Math.min(Math.max(v / top, 0), 1)));
+}
+
+/** preprocess._opening: a grey opening on 4x4 block minima, brought back by bilinear zoom. */
+function opening(img, window, step = 4) {
+  const { h, w } = img;
+  if (window < 4 * step || Math.min(h, w) < 8 * step) return nd.greyOpening(img, window);
+  const hh = Math.ceil(h / step) * step, ww = Math.ceil(w / step) * step;
+  const blocks = nd.image(hh / step, ww / step);
+  for (let by = 0; by < blocks.h; by++) {
+    for (let bx = 0; bx < blocks.w; bx++) {
+      let least = Infinity;
+      for (let y = by * step; y < (by + 1) * step; y++) {
+        for (let x = bx * step; x < (bx + 1) * step; x++) {
+          least = Math.min(least, img.data[Math.min(y, h - 1) * w + Math.min(x, w - 1)]);
+        }
+      }
+      blocks.data[by * blocks.w + bx] = least;
+    }
+  }
+  const small = nd.greyOpening(blocks, Math.floor(window / step));
+  return nd.crop(nd.resize(small, ww, hh, "bilinear"), 0, h, 0, w);
+}
+
+/** preprocess._beyond_the_sheet: the table around a sheet seen in perspective. */
+function beyondTheSheet(ink, window) {
+  const threshold = nd.otsu(nd.sample(ink));
+  const region = nd.map(ink, (v) => (v > threshold ? 1 : 0), Uint8Array);
+  const labelled = nd.label(region, false);
+  const along = new Float64Array(labelled.n + 1);
+  for (const v of nd.borderLabels(labelled.labels, ink.h, ink.w)) along[v] += 1;
+  along[0] = 0;
+  let beyond = nd.image(ink.h, ink.w, Uint8Array);
+  const side = Math.min(ink.h, ink.w);
+  let found = false;
+  const allBoxes = nd.boxes(labelled);
+  for (let index = 1; index <= labelled.n; index++) {
+    if (along[index] < EDGE_RUN * side) continue;
+    const [y0, y1, x0, x1] = allBoxes[index];
+    const piece = nd.map(nd.crop({ ...labelled, data: labelled.labels }, y0, y1, x0, x1),
+                         (v) => (v === index ? 1 : 0), Uint8Array);
+    const thin = 2 * nd.maxDistance(piece) <= 0.12 * side;
+    const inside = nd.crop(ink, y0, y1, x0, x1);
+    const local = nd.uniformFilter(inside, 5);
+    const onPiece = [], localOnPiece = [];
+    piece.data.forEach((v, i) => { if (v) { onPiece.push(inside.data[i]); localOnPiece.push(local.data[i]); } });
+    const empty = nd.max(localOnPiece) - nd.median(onPiece) < 0.2;
+    if ((thin || empty) && nd.label(nd.map(piece, (v) => (v ? 0 : 1), Uint8Array), false).n <= 2) {
+      for (let y = y0; y < y1; y++) {
+        for (let x = x0; x < x1; x++) if (piece.data[(y - y0) * piece.w + x - x0]) beyond.data[y * ink.w + x] = 1;
+      }
+      found = true;
+    }
+  }
+  if (!found) return beyond;
+  beyond = nd.binaryDilation(beyond, Math.max(2, Math.floor(window / 4)));
+  return beyond;
+}
+
+export function strokeMask(ink) {
+  const labelled = nd.label(nd.map(ink, (v) => (v > FAINT_STROKE ? 1 : 0), Uint8Array));
+  const keep = new Uint8Array(labelled.n + 1);
+  ink.data.forEach((v, i) => { if (v > STROKE) keep[labelled.labels[i]] = 1; });
+  keep[0] = 0;
+  return nd.map({ ...ink, data: labelled.labels }, (v) => keep[v], Uint8Array);
+}
+
+/** preprocess._keep_digit_components: without printed lines and specks. */
+function keepDigitComponents(inkIn) {
+  let ink = inkIn, mask = strokeMask(ink);
+  let withoutLines;
+  try {
+    withoutLines = frames.removeLines(ink, mask);
+  } catch (err) {
+    if (err instanceof frames.Pattern) throw new NotHandwriting();
+    throw err;
+  }
+  if (withoutLines !== ink) { ink = withoutLines; mask = strokeMask(withoutLines); }
+  const labelled = nd.label(mask);
+  if (labelled.n === 0) throw new NoDigitFound();
+  const pieceSizes = nd.sizes(labelled.labels, labelled.n).slice(1);
+  const largest = nd.max(pieceSizes);
+  const keep = new Uint8Array(labelled.n + 1);
+  pieceSizes.forEach((s, i) => { keep[i + 1] = s >= Math.max(0.05 * largest, 2) ? 1 : 0; });
+  const kept = keep.reduce((a, b) => a + b, 0);
+  if (!kept || (largest < 8 && mask.data.length > 2000)) throw new NoDigitFound();
+  if (kept > MAX_PIECES) throw new NotHandwriting();
+  const strokes = nd.map({ ...mask, data: labelled.labels }, (v) => keep[v], Uint8Array);
+  const [ys, xs] = extent(strokes);
+  const y0 = Math.max(ys[0] - 2, 0), x0 = Math.max(xs[0] - 2, 0);
+  const y1 = Math.min(ys[1] + 3, ink.h), x1 = Math.min(xs[1] + 3, ink.w);
+  const boxStrokes = nd.crop(strokes, y0, y1, x0, x1), boxInk = nd.crop(ink, y0, y1, x0, x1);
+  checkHoles(nd.map(boxStrokes, (v, i) => (v && boxInk.data[i] > STROKE ? 1 : 0), Uint8Array));
+  const grown = nd.binaryDilation(boxStrokes, 2);
+  const out = nd.image(ink.h, ink.w);
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0; x < x1; x++) {
+      if (grown.data[(y - y0) * grown.w + x - x0]) out.data[y * ink.w + x] = ink.data[y * ink.w + x];
+    }
+  }
+  return out;
+}
+
+/** [[first row, last row], [first column, last column]] holding anything. */
+function extent(img) {
+  let y0 = Infinity, y1 = -1, x0 = Infinity, x1 = -1;
+  for (let y = 0; y < img.h; y++) {
+    for (let x = 0; x < img.w; x++) {
+      if (img.data[y * img.w + x] > 0) { y0 = Math.min(y0, y); y1 = y; x0 = Math.min(x0, x); x1 = Math.max(x1, x); }
+    }
+  }
+  return y1 < 0 ? null : [[y0, y1], [x0, x1]];
+}
+
+function checkHoles(strokes) {
+  const background = nd.label(nd.map(strokes, (v) => (v ? 0 : 1), Uint8Array), false);
+  if (background.n <= MAX_HOLES_PER_DIGIT_WIDTH) return;
+  const holeSizes = nd.sizes(background.labels, background.n);
+  const edge = new Set(nd.borderLabels(background.labels, strokes.h, strokes.w).filter((v) => v > 0));
+  let holes = 0;
+  for (let i = 1; i <= background.n; i++) if (holeSizes[i] >= 4 && !edge.has(i)) holes++;
+  const digitWidths = Math.max(1, strokes.w / strokes.h);
+  if (holes > MAX_HOLES_PER_DIGIT_WIDTH * digitWidths) throw new NotHandwriting();
+}
+
+/** preprocess.to_mnist: fit in 20x20 keeping the aspect ratio, centre the centre of mass. */
+export function toMnist(ink) {
+  const found = extent(ink);
+  if (!found) throw new NoDigitFound();
+  const [[ya, yb], [xa, xb]] = found;
+  let cropped = nd.crop(ink, ya, yb + 1, xa, xb + 1);
+  const { h, w } = cropped;
+  const scale = 20 / Math.max(h, w);
+  const newH = Math.max(1, roundHalfEven(h * scale)), newW = Math.max(1, roundHalfEven(w * scale));
+  if (newH !== h || newW !== w) cropped = nd.resize(cropped, newW, newH, scale < 1 ? "lanczos" : "bilinear");
+  const strokes = cropped.data.filter((v) => v > 0.05);
+  if (strokes.length > 20) {
+    const top = Math.max(nd.percentile(strokes, 95), 0.05);
+    cropped = nd.map(cropped, (v) => v / top);
+  }
+  cropped = nd.map(cropped, (v) => Math.min(Math.max(v, 0), 1));
+  const out = nd.image(28, 28);
+  const top = Math.floor((28 - newH) / 2), left = Math.floor((28 - newW) / 2);
+  for (let y = 0; y < newH; y++) out.data.set(cropped.data.subarray(y * newW, (y + 1) * newW), (top + y) * 28 + left);
+  const [cy, cx] = nd.centerOfMass(out);
+  const shiftY = clamp(roundHalfEven(13.5 - cy), -top, 28 - (top + newH));
+  const shiftX = clamp(roundHalfEven(13.5 - cx), -left, 28 - (left + newW));
+  const rolled = nd.image(28, 28);
+  for (let y = 0; y < 28; y++) {
+    for (let x = 0; x < 28; x++) rolled.data[((y + shiftY + 28) % 28) * 28 + ((x + shiftX + 28) % 28)] = out.data[y * 28 + x];
+  }
+  return rolled;
+}
+
+function clamp(v, lo, hi) { return Math.min(Math.max(v, lo), hi); }
+
+/** Python's round(): halves to even. */
+function roundHalfEven(v) {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 ? r - 1 : r;
+}
+
+export function isMnistFormat(grey) {
+  if (grey.h !== 28 || grey.w !== 28) return false;
+  const frame = [];
+  for (let i = 0; i < 28; i++) frame.push(grey.data[i], grey.data[27 * 28 + i]);
+  for (let i = 0; i < 28; i++) frame.push(grey.data[i * 28], grey.data[i * 28 + 27]);
+  return nd.median(frame) < 0.1 && nd.max(grey.data) > 0.3;
+}
+
+function workingCopy(grey) {
+  const factor = Math.max(grey.h, grey.w) / WORK_SIDE;
+  if (factor <= 1) return [grey, 1];
+  return [nd.resize(grey, roundHalfEven(grey.w / factor), roundHalfEven(grey.h / factor), "box"), factor];
+}
+
+function unpack(upload) { return upload.grey ? upload : { grey: upload, scale: 1, rgb: null }; }
+
+/** One digit anywhere in the upload -> {image: 28x28, box: [x0, y0, x1, y1]}. */
+export function preprocessDigit(upload, lookInside = 2) {
+  const { grey, scale } = unpack(upload);
+  if (isMnistFormat(grey)) return { image: grey, box: [0, 0, grey.w, grey.h] };
+  const [work, factor] = workingCopy(grey);
+  let ink = polarised(work);
+  const inner = lookInside ? insideFrame(upload, ink, factor) : null;
+  if (inner) {
+    try {
+      const digit = preprocessDigit(inner.upload, lookInside - 1);
+      return { ...digit, box: shift(digit.box, inner.dx, inner.dy) };
+    } catch (err) {
+      if (!(err instanceof NoDigitFound)) throw err;
+    }
+  }
+  ink = keepDigitComponents(inkMap(work, ink));
+  const [[ya, yb], [xa, xb]] = extent(ink);
+  const box = scaleBox([xa, ya, xb + 1, yb + 1], factor * scale,
+                       roundHalfEven(grey.w * scale), roundHalfEven(grey.h * scale));
+  return { image: toMnist(ink), box };
+}
+
+function insideFrame(upload, ink, factor) {
+  const threshold = nd.otsu(nd.sample(ink));
+  const frame = frames.findFrame(nd.map(ink, (v) => (v > threshold ? 1 : 0), Uint8Array));
+  if (!frame) return null;
+  const { grey, scale, rgb } = unpack(upload);
+  const [y0, y1, x0, x1] = frame.box.map((v) => roundHalfEven(v * factor));
+  let inner = rgb ? frames.colourContrast(cropRgb(rgb, y0, y1, x0, x1)) : nd.crop(grey, y0, y1, x0, x1);
+  if (frame.inside) {
+    const inside = nd.resizeNearest(frame.inside, inner.w, inner.h);
+    const values = [];
+    inside.data.forEach((v, i) => { if (v) values.push(inner.data[i]); });
+    const fill = values.length ? nd.median(values) : 0;
+    inner = nd.map(inner, (v, i) => (inside.data[i] ? v : fill));
+  }
+  return { upload: { grey: inner, scale, rgb: null },
+           dx: roundHalfEven(x0 * scale), dy: roundHalfEven(y0 * scale) };
+}
+
+function cropRgb(rgb, y0, y1, x0, x1) {
+  const out = { h: y1 - y0, w: x1 - x0, data: new Uint8Array((y1 - y0) * (x1 - x0) * 3) };
+  for (let y = y0; y < y1; y++) out.data.set(rgb.data.subarray((y * rgb.w + x0) * 3, (y * rgb.w + x1) * 3), (y - y0) * out.w * 3);
+  return out;
+}
+
+function shift(box, dx, dy) { return [box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy]; }
+
+function scaleBox([x0, y0, x1, y1], factor, w, h) {
+  return [Math.max(0, Math.floor(x0 * factor)), Math.max(0, Math.floor(y0 * factor)),
+          Math.min(w, Math.ceil(x1 * factor)), Math.min(h, Math.ceil(y1 * factor))];
+}
+
+// --- Numbers: every way a line may be cut (preprocess.segment_number and number_line). ---
+
+export function segmentNumber(ink) {
+  const mask = strokeMask(ink);
+  const labelled = nd.label(mask);
+  if (labelled.n === 0) throw new NoDigitFound();
+  const pieceSizes = nd.sizes(labelled.labels, labelled.n);
+  const largest = nd.max(pieceSizes.slice(1));
+  const objects = nd.boxes(labelled);
+  const pieces = [];
+  for (let i = 1; i <= labelled.n; i++) {
+    const [y0, y1, x0, x1] = objects[i];
+    if (pieceSizes[i] >= 0.05 * largest) pieces.push([x0, x1, y0, y1, pieceSizes[i]]);
+  }
+  pieces.sort(compareLists);
+  const merged = [];
+  for (const piece of pieces) {
+    const last = merged.at(-1);
+    if (last && overlap(piece, last) > 0.5 * Math.min(piece[1] - piece[0], last[1] - last[0])) {
+      merged[merged.length - 1] = union(last, piece);
+    } else {
+      merged.push(piece);
+    }
+  }
+  const lineHeight = Math.max(...merged.map((g) => g[3] - g[2]));
+  let digits = merged.filter((g) => g[3] - g[2] >= 0.5 * lineHeight);
+  if (!digits.length) digits = merged;
+  const typicalArea = nd.median(digits.map((g) => g[4]));
+  for (const fragment of merged.filter((g) => !digits.includes(g))) {
+    let i = 0;
+    for (let j = 1; j < digits.length; j++) if (-overlap(fragment, digits[j]) < -overlap(fragment, digits[i])) i = j;
+    if (-overlap(fragment, digits[i]) <= 0.3 * lineHeight) digits[i] = union(digits[i], fragment);
+    else if (fragment[4] >= 0.25 * typicalArea) digits.push(fragment);
+  }
+  digits.sort(compareLists);
+  const columnSums = new Float64Array(ink.w);
+  for (let y = 0; y < ink.h; y++) for (let x = 0; x < ink.w; x++) columnSums[x] += ink.data[y * ink.w + x];
+  const columns = columnSums.map((_, x) => ((columnSums[x - 1] || 0) + columnSums[x] + (columnSums[x + 1] || 0)) / 3);
+  const bounds = [Math.trunc(digits[0][0])];
+  for (let k = 1; k < digits.length; k++) bounds.push(Math.floor((Math.trunc(digits[k - 1][1]) + Math.trunc(digits[k][0])) / 2));
+  bounds.push(Math.trunc(digits.at(-1)[1]));
+  const apart = [false];
+  for (let k = 1; k < digits.length; k++) apart.push(digits[k][0] - digits[k - 1][1] > JOIN_GAP * lineHeight);
+  apart.push(false);
+  const cuts = [bounds[0]], between = [0], wall = [false];
+  for (let k = 0; k + 1 < bounds.length; k++) {
+    const inside = valleys(columns, bounds[k], bounds[k + 1], lineHeight);
+    cuts.push(...inside, bounds[k + 1]);
+    wall.push(...inside.map(() => false), apart[k + 1]);
+    between.push(cuts.length - 1);
+  }
+  const spans = [];
+  for (let i = 0; i < cuts.length; i++) {
+    for (let j = i + 1; j < cuts.length; j++) {
+      const narrow = cuts[j] - cuts[i] <= MAX_DIGIT_WIDTH * lineHeight && !wall.slice(i + 1, j).some(Boolean);
+      const nextPiece = between.includes(i) && j === between[between.indexOf(i) + 1];
+      if (narrow || nextPiece) spans.push([i, j]);
+    }
+  }
+  return { cuts, between, spans, lineHeight };
+}
+
+function compareLists(a, b) {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return 0;
+}
+
+function valleys(columns, x0, x1, lineHeight) {
+  const width = x1 - x0;
+  const inside = columns.slice(x0, x1);
+  const positive = Array.from(inside).filter((v) => v > 0);
+  if (width < 3 || !positive.length) return [];
+  const typical = nd.median(positive);
+  const found = [];
+  for (let i = 1; i < width - 1; i++) {
+    if (inside[i] <= inside[i - 1] && inside[i] < inside[i + 1] && inside[i] < 0.6 * typical) found.push(x0 + i);
+  }
+  const spaced = [];
+  for (let count = 2; count < 5; count++) {
+    if (width < 0.45 * count * lineHeight) continue;
+    for (let k = 1; k < count; k++) spaced.push(x0 + Math.floor((width * k) / count));
+  }
+  const interior = [];
+  const gap = Math.max(2, Math.trunc(0.12 * lineHeight));
+  const deepestFirst = found.map((x) => [columns[x], x]).sort((a, b) => a[0] - b[0]).map(([, x]) => x);
+  for (const x of [...deepestFirst, ...spaced]) {
+    if (x0 + gap <= x && x <= x1 - gap && interior.every((y) => Math.abs(x - y) >= gap)) interior.push(x);
+  }
+  return interior.slice(0, MAX_CUTS).sort((a, b) => a - b);
+}
+
+function overlap(a, b) { return Math.min(a[1], b[1]) - Math.max(a[0], b[0]); }
+
+function union(a, b) {
+  return [Math.min(a[0], b[0]), Math.max(a[1], b[1]), Math.min(a[2], b[2]), Math.max(a[3], b[3]), a[4] + b[4]];
+}
+
+/** A number on one line -> {nCuts, pieces, spans: Map "i,j" -> digit, height}. */
+export function numberLine(upload, lookInside = 2) {
+  const { grey, scale } = unpack(upload);
+  const [work, factor] = workingCopy(grey);
+  let ink = polarised(work);
+  const inner = lookInside ? insideFrame(upload, ink, factor) : null;
+  if (inner) {
+    try {
+      const line = numberLine(inner.upload, lookInside - 1);
+      for (const [span, d] of line.spans) line.spans.set(span, { ...d, box: shift(d.box, inner.dx, inner.dy) });
+      return line;
+    } catch (err) {
+      if (!(err instanceof NoDigitFound)) throw err;
+    }
+  }
+  ink = keepDigitComponents(inkMap(work, ink));
+  const { cuts, between, spans, lineHeight } = segmentNumber(ink);
+  const size = [roundHalfEven(grey.w * scale), roundHalfEven(grey.h * scale)];
+  const digits = new Map();
+  for (const [i, j] of spans) {
+    const digit = digitBetween(ink, cuts[i], cuts[j], factor * scale, size);
+    if (digit) digits.set(`${i},${j}`, digit);
+  }
+  return { nCuts: cuts.length, pieces: between, spans: digits, height: lineHeight * factor * scale };
+}
+
+function digitBetween(ink, x0, x1, factor, size) {
+  const piece = nd.crop(ink, 0, ink.h, x0, x1);
+  const found = extent(piece);
+  if (!found) return null;
+  const [[ya, yb], [xa, xb]] = found;
+  return { image: toMnist(piece), box: scaleBox([x0 + xa, ya, x0 + xb + 1, yb + 1], factor, ...size) };
+}
+
+/** Digit mode as a line with one span, as recognition._one_digit. */
+export function oneDigit(digit) {
+  return { nCuts: 2, pieces: [0, 1], spans: new Map([["0,1", digit]]), height: digit.box[3] - digit.box[1] };
+}
