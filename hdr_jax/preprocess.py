@@ -15,6 +15,7 @@ a serving cold start spends while XLA compiles the model (see `serving.create_se
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import itertools
 
@@ -241,12 +242,13 @@ def polarised(grey: np.ndarray) -> np.ndarray:
     return 1.0 - grey if dark_ink else grey.copy()
 
 
-def ink_map(grey: np.ndarray, ink: np.ndarray | None = None) -> np.ndarray:
+def ink_map(grey: np.ndarray, ink: np.ndarray | None = None,
+            region: np.ndarray | None = None) -> np.ndarray:
     """Greyscale as seen -> ink intensity in [0, 1] on a zero background (MNIST polarity).
-    `ink`: `polarised(grey)`, where the caller has it already."""
+    `ink`: `polarised(grey)`, and `region`: `_region(ink)`, where the caller has them."""
     window = _window(grey)
     ink = polarised(grey) if ink is None else ink
-    beyond = _beyond_the_sheet(ink, window)
+    beyond = _beyond_the_sheet(ink, window, _region(ink) if region is None else region)
     sample = _sample(ink)  # Order statistics from a subsample: same answer, 4-16x cheaper.
     low, high = np.percentile(sample, [50, 99.9])
     if float(high - low) < 0.08:
@@ -283,19 +285,27 @@ def _opening(image: np.ndarray, window: int, step: int = 4) -> np.ndarray:
         return ndimage.grey_opening(image, size=(window, window))
     hh, ww = -(-h // step) * step, -(-w // step) * step
     padded = np.pad(image, ((0, hh - h), (0, ww - w)), mode="edge")
-    blocks = padded.reshape(hh // step, step, ww // step, step).min((1, 3))
+    # Block minima by strided slices: the same values as reshape(...).min((1, 3)), 20x faster.
+    columns = functools.reduce(np.minimum, (padded[:, k::step] for k in range(step)))
+    blocks = functools.reduce(np.minimum, (columns[k::step] for k in range(step)))
     small = ndimage.grey_opening(blocks, size=(window // step,) * 2)
     return np.asarray(Image.fromarray(small, "F").resize((ww, hh), Image.Resampling.BILINEAR),
                       np.float32)[:h, :w]
 
 
-def _beyond_the_sheet(ink: np.ndarray, window: int) -> np.ndarray:
+def _region(ink: np.ndarray) -> np.ndarray:
+    """The brighter of the two kinds of pixel in polarised `ink` (Otsu's split), before
+    lighting is removed: where frames and what lies beyond the sheet are looked for."""
+    return ink > _otsu(_sample(ink))
+
+
+def _beyond_the_sheet(ink: np.ndarray, window: int, region: np.ndarray) -> np.ndarray:
     """Where a photo shows what lies around the sheet (a table seen in perspective): dark
-    areas along a side of the picture that are thin wedges or hold no writing (a shadow
-    across writing is neither), with a margin for the sheet's edge."""
+    areas along a side of the picture (`region`: `_region(ink)`) that are thin wedges or
+    hold no writing (a shadow across writing is neither), with a margin for the sheet's
+    edge."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
-    region = ink > _otsu(_sample(ink))
     labels, n = ndimage.label(region)
     edges = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     along = np.bincount(edges, minlength=n + 1)
@@ -318,13 +328,21 @@ def _beyond_the_sheet(ink: np.ndarray, window: int) -> np.ndarray:
 def stroke_mask(ink: np.ndarray) -> np.ndarray:
     """Where the strokes are: ink above `STROKE`, grown through ink above `FAINT_STROKE`
     (hysteresis), so a digit written lightly beside bold ones is kept whole, not as dots."""
+    return _strokes(ink)[0] > 0
+
+
+def _strokes(ink: np.ndarray) -> tuple[np.ndarray, int]:
+    """`stroke_mask`'s pieces (8-connected) and their count, numbered 1..n as
+    `ndimage.label(stroke_mask(ink))` would number them, without labelling twice."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
     labels, n = ndimage.label(ink > FAINT_STROKE, structure=np.ones((3, 3)))
     keep = np.zeros(n + 1, bool)
     keep[labels[ink > STROKE]] = True
     keep[0] = False
-    return keep[labels]
+    number = np.zeros(n + 1, labels.dtype)
+    number[keep] = np.arange(1, int(keep.sum()) + 1)  # Raster order kept, as label's.
+    return number[labels], int(keep.sum())
 
 
 def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
@@ -332,14 +350,15 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
     largest one: dust, JPEG blocks)."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
-    mask = stroke_mask(ink)
+    labels, n = _strokes(ink)
     try:
-        without_lines = frames.remove_lines(ink, mask)
+        without_lines = frames.remove_lines(ink, labels > 0)
     except frames.Pattern:
         raise NotHandwriting() from None
     if without_lines is not ink:
-        ink, mask = without_lines, stroke_mask(without_lines)
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+        ink = without_lines
+        labels, n = _strokes(ink)
+    mask = labels > 0
     if n == 0:
         raise NoDigitFound()
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]  # Pixels per piece.
@@ -443,26 +462,28 @@ def preprocess_digit(image: Decoded | np.ndarray, look_inside: int = 2) -> Digit
         return Digit(grey.astype(np.float32), (0, 0, w, h))
     work, factor = _working_copy(grey)
     ink = polarised(work)
-    if look_inside and (inner := _inside_frame(image, ink, factor)):
+    region = _region(ink)
+    if look_inside and (inner := _inside_frame(image, region, factor)):
         try:
             digit = preprocess_digit(inner[0], look_inside - 1)
             return dataclasses.replace(digit, box=_shift(digit.box, *inner[1:]))
         except NoDigitFound:
             pass  # Not a frame after all (a bold 0): read the whole upload.
-    ink = _keep_digit_components(ink_map(work, ink))
+    ink = _keep_digit_components(ink_map(work, ink, region))
     ys, xs = np.nonzero(ink > 0)
     box = _scale_box((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), factor * scale,
                      round(w * scale), round(h * scale))
     return Digit(to_mnist(ink), box)
 
 
-def _inside_frame(image: Decoded | np.ndarray, ink: np.ndarray, factor: float
+def _inside_frame(image: Decoded | np.ndarray, region: np.ndarray, factor: float
                   ) -> tuple[Decoded, int, int] | None:
-    """What is inside a frame in the picture (`ink`: the working copy, `polarised`), as an
-    upload of its own (a colour picture in grey by colour contrast), and its offset in the
-    upload's pixels; None without a frame. Frames are found before lighting is removed: a
-    plot's filled area is wider than any stroke, so `ink_map` would take it for paper."""
-    frame = frames.find_frame(ink > _otsu(_sample(ink)))
+    """What is inside a frame in the picture (`region`: `_region` of the working copy,
+    `polarised`), as an upload of its own (a colour picture in grey by colour contrast), and
+    its offset in the upload's pixels; None without a frame. Frames are found before
+    lighting is removed: a plot's filled area is wider than any stroke, so `ink_map` would
+    take it for paper."""
+    frame = frames.find_frame(region)
     if frame is None:
         return None
     grey, scale = _unpack(image)
@@ -502,8 +523,7 @@ def segment_number(ink: np.ndarray
     which spans read best is for the model to say (`recognition`)."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
-    mask = stroke_mask(ink)
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    labels, n = _strokes(ink)
     if n == 0:
         raise NoDigitFound()
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
@@ -596,7 +616,8 @@ def number_line(image: Decoded | np.ndarray, look_inside: int = 2) -> NumberLine
     h, w = grey.shape
     work, factor = _working_copy(grey)
     ink = polarised(work)
-    if look_inside and (inner := _inside_frame(image, ink, factor)):
+    region = _region(ink)
+    if look_inside and (inner := _inside_frame(image, region, factor)):
         try:
             line = number_line(inner[0], look_inside - 1)
             return dataclasses.replace(line, spans={
@@ -604,7 +625,7 @@ def number_line(image: Decoded | np.ndarray, look_inside: int = 2) -> NumberLine
                 for span, d in line.spans.items()})
         except NoDigitFound:
             pass  # Not a frame after all: read the whole upload.
-    ink = _keep_digit_components(ink_map(work, ink))
+    ink = _keep_digit_components(ink_map(work, ink, region))
     cuts, pieces, spans, line_height = segment_number(ink)
     size = (round(w * scale), round(h * scale))
     digits = {(i, j): _digit_between(ink, cuts[i], cuts[j], factor * scale, size)

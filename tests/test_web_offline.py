@@ -78,7 +78,8 @@ def test_on_device_reads_a_number_without_sending_anything(context, site, tmp_pa
     posts = _posts(page)
     page.goto(site)
     page.check("#on-device")
-    assert page.text_content("#result") == _read_number(page, tmp_path, real_mnist)
+    number = _read_number(page, tmp_path, real_mnist)
+    assert page.text_content("#result") == number
     assert page.locator("#seen-images img").count() == 4
     assert posts == []  # Nothing left the browser.
     page.reload()
