@@ -108,8 +108,21 @@ def test_after_one_visit_the_page_opens_and_reads_with_the_network_off(
     _wait_result(page)
     assert page.text_content("#result") == str(real_mnist.test.labels[1])
     assert "read on this device" in page.text_content("#where")
+    assert "offline" in page.text_content("#notice")  # Said, and no request waited out.
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "offline_reading.png"), full_page=True)
+    page.click("#clear")
+    page.evaluate("window.scrollTo(0, 0)")
+    box = page.locator("#pad").bounding_box()  # A 1 drawn on the pad, read offline too.
+    x = box["x"] + box["width"] * 0.5
+    page.mouse.move(x, box["y"] + box["height"] * 0.15)
+    page.mouse.down()
+    for i in range(1, 21):
+        page.mouse.move(x, box["y"] + box["height"] * (0.15 + 0.7 * i / 20))
+    page.mouse.up()
+    page.click("#predict")
+    _wait_result(page)
+    assert page.text_content("#result") == "1"
     context.set_offline(False)
 
 

@@ -192,7 +192,9 @@ async function readOnDevice(file, readMode) {
  * device for whatever is left once the API cannot be reached. */
 async function readAll(uploads, readMode, batch) {
   const results = [];
-  let device = $("on-device").checked;
+  // Known to be offline: no request to wait out.
+  let device = $("on-device").checked || !navigator.onLine;
+  if (device && !$("on-device").checked) showNotice("This device is offline: reading on this device.");
   while (results.length < uploads.length && !batch.cancel.aborted) {
     if (!device) {
       const chunk = uploads.slice(results.length, results.length + FILES_PER_REQUEST);
