@@ -48,7 +48,9 @@ def test_upload_a_digit_file_and_read_the_prediction(page, tmp_path, real_mnist)
         "#about-facts")
 
 
-def test_draw_a_digit_with_pointer_events_and_predict(page):
+def draw_a_one(page) -> None:
+    """A vertical stroke down the middle of the pad, with the mouse (pointer events)."""
+    page.evaluate("window.scrollTo(0, 0)")  # The pad in view: a click may have scrolled.
     box = page.locator("#pad").bounding_box()
     x = box["x"] + box["width"] * 0.5
     page.mouse.move(x, box["y"] + box["height"] * 0.15)
@@ -56,6 +58,10 @@ def test_draw_a_digit_with_pointer_events_and_predict(page):
     for i in range(1, 21):
         page.mouse.move(x, box["y"] + box["height"] * (0.15 + 0.7 * i / 20))
     page.mouse.up()
+
+
+def test_draw_a_digit_with_pointer_events_and_predict(page):
+    draw_a_one(page)
     page.click("#predict")
     page.wait_for_function("document.getElementById('result').textContent !== ''")
     assert page.text_content("#result") == "1"

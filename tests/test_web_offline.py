@@ -9,7 +9,7 @@ import json
 import pytest
 
 from bench.uploads import number_upload
-from tests.test_web import SHOTS, _save_png
+from tests.test_web import SHOTS, _save_png, draw_a_one
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CACHE = "hdr-jax-page-v1"
@@ -112,14 +112,7 @@ def test_after_one_visit_the_page_opens_and_reads_with_the_network_off(
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "offline_reading.png"), full_page=True)
     page.click("#clear")
-    page.evaluate("window.scrollTo(0, 0)")
-    box = page.locator("#pad").bounding_box()  # A 1 drawn on the pad, read offline too.
-    x = box["x"] + box["width"] * 0.5
-    page.mouse.move(x, box["y"] + box["height"] * 0.15)
-    page.mouse.down()
-    for i in range(1, 21):
-        page.mouse.move(x, box["y"] + box["height"] * (0.15 + 0.7 * i / 20))
-    page.mouse.up()
+    draw_a_one(page)  # A drawing is read offline too.
     page.click("#predict")
     _wait_result(page)
     assert page.text_content("#result") == "1"
