@@ -325,15 +325,11 @@ def _beyond_the_sheet(ink: np.ndarray, window: int, region: np.ndarray) -> np.nd
     return ndimage.binary_dilation(beyond, iterations=max(2, window // 4))
 
 
-def stroke_mask(ink: np.ndarray) -> np.ndarray:
-    """Where the strokes are: ink above `STROKE`, grown through ink above `FAINT_STROKE`
-    (hysteresis), so a digit written lightly beside bold ones is kept whole, not as dots."""
-    return _strokes(ink)[0] > 0
-
-
-def _strokes(ink: np.ndarray) -> tuple[np.ndarray, int]:
-    """`stroke_mask`'s pieces (8-connected) and their count, numbered 1..n as
-    `ndimage.label(stroke_mask(ink))` would number them, without labelling twice."""
+def stroke_pieces(ink: np.ndarray) -> tuple[np.ndarray, int]:
+    """The strokes as connected pieces (8-connected, numbered 1..n in raster order, 0 where no
+    stroke) and their count. A stroke is ink above `STROKE`, grown through ink above
+    `FAINT_STROKE` (hysteresis), so a digit written lightly beside bold ones is kept whole,
+    not as dots."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
     labels, n = ndimage.label(ink > FAINT_STROKE, structure=np.ones((3, 3)))
@@ -341,7 +337,7 @@ def _strokes(ink: np.ndarray) -> tuple[np.ndarray, int]:
     keep[labels[ink > STROKE]] = True
     keep[0] = False
     number = np.zeros(n + 1, labels.dtype)
-    number[keep] = np.arange(1, int(keep.sum()) + 1)  # Raster order kept, as label's.
+    number[keep] = np.arange(1, int(keep.sum()) + 1)  # The pieces kept, in label's order.
     return number[labels], int(keep.sum())
 
 
@@ -350,14 +346,14 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
     largest one: dust, JPEG blocks)."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
-    labels, n = _strokes(ink)
+    labels, n = stroke_pieces(ink)
     try:
         without_lines = frames.remove_lines(ink, labels > 0)
     except frames.Pattern:
         raise NotHandwriting() from None
     if without_lines is not ink:
         ink = without_lines
-        labels, n = _strokes(ink)
+        labels, n = stroke_pieces(ink)
     mask = labels > 0
     if n == 0:
         raise NoDigitFound()
@@ -523,7 +519,7 @@ def segment_number(ink: np.ndarray
     which spans read best is for the model to say (`recognition`)."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
-    labels, n = _strokes(ink)
+    labels, n = stroke_pieces(ink)
     if n == 0:
         raise NoDigitFound()
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]

@@ -39,8 +39,7 @@ self.addEventListener("fetch", (event) => {
       return response;
     });
     if (cached) {
-      fresh?.catch(() => {});  // Offline: the cached copy is the answer.
-      if (fresh) event.waitUntil(fresh.catch(() => {}));
+      if (fresh) event.waitUntil(fresh.catch(() => {}));  // Offline: the cached copy answers.
       return cached;
     }
     return fresh;

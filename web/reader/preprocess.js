@@ -181,10 +181,10 @@ export function polarised(grey) {
   return darkInk ? nd.map(grey, (v) => 1 - v) : nd.map(grey, (v) => v);
 }
 
-export function inkMap(grey, polarisedInk = null) {
+export function inkMap(grey, polarisedInk = null, brighter = null) {
   const window = windowOf(grey);
   let ink = polarisedInk || polarised(grey);
-  const beyond = beyondTheSheet(ink, window);
+  const beyond = beyondTheSheet(ink, window, brighter || region(ink));
   let sample = nd.sample(ink);
   if (nd.percentile(sample, 99.9) - nd.percentile(sample, 50) < 0.08) throw new NoDigitFound();
   const paper = opening(ink, window);
@@ -227,11 +227,15 @@ function opening(img, window, step = 4) {
   return nd.crop(nd.resize(small, ww, hh, "bilinear"), 0, h, 0, w);
 }
 
-/** preprocess._beyond_the_sheet: the table around a sheet seen in perspective. */
-function beyondTheSheet(ink, window) {
+/** preprocess._region: Otsu's brighter part of polarised ink (frames, the sheet's edge). */
+function region(ink) {
   const threshold = nd.otsu(nd.sample(ink));
-  const region = nd.map(ink, (v) => (v > threshold ? 1 : 0), Uint8Array);
-  const labelled = nd.label(region, false);
+  return nd.map(ink, (v) => (v > threshold ? 1 : 0), Uint8Array);
+}
+
+/** preprocess._beyond_the_sheet: the table around a sheet seen in perspective. */
+function beyondTheSheet(ink, window, brighter) {
+  const labelled = nd.label(brighter, false);
   const along = new Float64Array(labelled.n + 1);
   for (const v of nd.borderLabels(labelled.labels, ink.h, ink.w)) along[v] += 1;
   along[0] = 0;
@@ -262,35 +266,43 @@ function beyondTheSheet(ink, window) {
   return beyond;
 }
 
-export function strokeMask(ink) {
+/** preprocess.stroke_pieces: {labels, n, h, w} of the strokes (hysteresis), numbered in
+ * raster order. */
+export function strokePieces(ink) {
   const labelled = nd.label(nd.map(ink, (v) => (v > FAINT_STROKE ? 1 : 0), Uint8Array));
   const keep = new Uint8Array(labelled.n + 1);
   ink.data.forEach((v, i) => { if (v > STROKE) keep[labelled.labels[i]] = 1; });
   keep[0] = 0;
-  return nd.map({ ...ink, data: labelled.labels }, (v) => keep[v], Uint8Array);
+  const number = new Int32Array(labelled.n + 1);
+  let n = 0;
+  for (let i = 1; i <= labelled.n; i++) if (keep[i]) number[i] = ++n;
+  return { labels: labelled.labels.map((v) => number[v]), n, h: ink.h, w: ink.w };
+}
+
+function maskOf(labelled) {
+  return nd.map({ ...labelled, data: labelled.labels }, (v) => (v ? 1 : 0), Uint8Array);
 }
 
 /** preprocess._keep_digit_components: without printed lines and specks. */
 function keepDigitComponents(inkIn) {
-  let ink = inkIn, mask = strokeMask(ink);
+  let ink = inkIn, labelled = strokePieces(ink);
   let withoutLines;
   try {
-    withoutLines = frames.removeLines(ink, mask);
+    withoutLines = frames.removeLines(ink, maskOf(labelled));
   } catch (err) {
     if (err instanceof frames.Pattern) throw new NotHandwriting();
     throw err;
   }
-  if (withoutLines !== ink) { ink = withoutLines; mask = strokeMask(withoutLines); }
-  const labelled = nd.label(mask);
+  if (withoutLines !== ink) { ink = withoutLines; labelled = strokePieces(ink); }
   if (labelled.n === 0) throw new NoDigitFound();
   const pieceSizes = nd.sizes(labelled.labels, labelled.n).slice(1);
   const largest = nd.max(pieceSizes);
   const keep = new Uint8Array(labelled.n + 1);
   pieceSizes.forEach((s, i) => { keep[i + 1] = s >= Math.max(0.05 * largest, 2) ? 1 : 0; });
   const kept = keep.reduce((a, b) => a + b, 0);
-  if (!kept || (largest < 8 && mask.data.length > 2000)) throw new NoDigitFound();
+  if (!kept || (largest < 8 && ink.data.length > 2000)) throw new NoDigitFound();
   if (kept > MAX_PIECES) throw new NotHandwriting();
-  const strokes = nd.map({ ...mask, data: labelled.labels }, (v) => keep[v], Uint8Array);
+  const strokes = nd.map({ ...ink, data: labelled.labels }, (v) => keep[v], Uint8Array);
   const [ys, xs] = extent(strokes);
   const y0 = Math.max(ys[0] - 2, 0), x0 = Math.max(xs[0] - 2, 0);
   const y1 = Math.min(ys[1] + 3, ink.h), x1 = Math.min(xs[1] + 3, ink.w);
@@ -387,7 +399,8 @@ export function preprocessDigit(upload, lookInside = 2) {
   if (isMnistFormat(grey)) return { image: grey, box: [0, 0, grey.w, grey.h] };
   const [work, factor] = workingCopy(grey);
   let ink = polarised(work);
-  const inner = lookInside ? insideFrame(upload, ink, factor) : null;
+  const brighter = region(ink);
+  const inner = lookInside ? insideFrame(upload, brighter, factor) : null;
   if (inner) {
     try {
       const digit = preprocessDigit(inner.upload, lookInside - 1);
@@ -396,16 +409,15 @@ export function preprocessDigit(upload, lookInside = 2) {
       if (!(err instanceof NoDigitFound)) throw err;
     }
   }
-  ink = keepDigitComponents(inkMap(work, ink));
+  ink = keepDigitComponents(inkMap(work, ink, brighter));
   const [[ya, yb], [xa, xb]] = extent(ink);
   const box = scaleBox([xa, ya, xb + 1, yb + 1], factor * scale,
                        roundHalfEven(grey.w * scale), roundHalfEven(grey.h * scale));
   return { image: toMnist(ink), box };
 }
 
-function insideFrame(upload, ink, factor) {
-  const threshold = nd.otsu(nd.sample(ink));
-  const frame = frames.findFrame(nd.map(ink, (v) => (v > threshold ? 1 : 0), Uint8Array));
+function insideFrame(upload, brighter, factor) {
+  const frame = frames.findFrame(brighter);
   if (!frame) return null;
   const { grey, scale, rgb } = unpack(upload);
   const [y0, y1, x0, x1] = frame.box.map((v) => roundHalfEven(v * factor));
@@ -437,8 +449,7 @@ function scaleBox([x0, y0, x1, y1], factor, w, h) {
 // --- Numbers: every way a line may be cut (preprocess.segment_number and number_line). ---
 
 export function segmentNumber(ink) {
-  const mask = strokeMask(ink);
-  const labelled = nd.label(mask);
+  const labelled = strokePieces(ink);
   if (labelled.n === 0) throw new NoDigitFound();
   const pieceSizes = nd.sizes(labelled.labels, labelled.n);
   const largest = nd.max(pieceSizes.slice(1));
@@ -536,7 +547,8 @@ export function numberLine(upload, lookInside = 2) {
   const { grey, scale } = unpack(upload);
   const [work, factor] = workingCopy(grey);
   let ink = polarised(work);
-  const inner = lookInside ? insideFrame(upload, ink, factor) : null;
+  const brighter = region(ink);
+  const inner = lookInside ? insideFrame(upload, brighter, factor) : null;
   if (inner) {
     try {
       const line = numberLine(inner.upload, lookInside - 1);
@@ -546,7 +558,7 @@ export function numberLine(upload, lookInside = 2) {
       if (!(err instanceof NoDigitFound)) throw err;
     }
   }
-  ink = keepDigitComponents(inkMap(work, ink));
+  ink = keepDigitComponents(inkMap(work, ink, brighter));
   const { cuts, between, spans, lineHeight } = segmentNumber(ink);
   const size = [roundHalfEven(grey.w * scale), roundHalfEven(grey.h * scale)];
   const digits = new Map();

@@ -49,10 +49,12 @@ export class DeviceReader {
     }
     const spans = [...line.spans.entries()];
     const rows = await this.predict(spans.map(([, d]) => d.image));
-    const readings = readLine(line, spans.map(([key, d], i) => [key, reading(d, rows[i], this.facts.low_confidence_below)]));
-    if (keepImages) {  // For comparing with the server's preprocessing (bench/page_reader.py).
-      const images = new Map(spans.map(([, d]) => [d.box.join(), d]));
-      readings.forEach((r) => { r.image = Array.from(images.get(r.box.join()).image.data); });
+    const lowBelow = this.facts.low_confidence_below;
+    const readings = readLine(line, spans.map(([key, d], i) => [key, reading(d, rows[i], lowBelow)]));
+    for (const r of readings) {  // Only the chosen digits become pictures.
+      r.input = inputUrl(r.image);
+      // The 28x28 itself only for comparing with the server's (bench/page_reader.py).
+      if (keepImages) r.image = Array.from(r.image.data); else delete r.image;
     }
     if (mode !== "number") {
       const { box, ...digit } = readings[0];  // The API gives a box only to a number's digits.
@@ -67,7 +69,7 @@ function reading(digit, p, lowBelow) {
   const confidence = Math.max(...p);
   return { digit: p.indexOf(confidence), confidence, low_confidence: confidence < lowBelow,
            probabilities: p.map((x) => Math.round(x * 1e6) / 1e6), box: digit.box,
-           input: inputUrl(digit.image) };
+           image: digit.image };
 }
 
 /** recognition.read_line: the reading with the highest sum of log-confidences, less costs. */
