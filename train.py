@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
                        choices=["mesh", "pmap"] if name == "strategy" else None)
     p.add_argument("--dropout", type=float, default=None, help="model dropout rate")
     p.add_argument("--width", type=float, default=None, help="multiply the model's widths")
+    p.add_argument("--compute-dtype", choices=["float32", "bfloat16"], default=None,
+                   help="the layers' arithmetic (bfloat16: an accelerator option; parameters "
+                        "stay float32, export serves float32)")
     p.add_argument("--no-augment", action="store_true", help="turn data augmentation off")
     p.add_argument("--elastic-alpha", type=float, default=None)
     p.add_argument("--checkpoint", help="evaluate: an inference checkpoint or a workdir")
@@ -76,6 +79,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     model, aug = config.model, config.augment
     if args.dropout is not None:
         model = dataclasses.replace(model, dropout_rate=args.dropout)
+    if args.compute_dtype is not None:
+        model = dataclasses.replace(model, compute_dtype=args.compute_dtype)
     if args.width is not None:
         model = dataclasses.replace(
             model, conv_features=tuple(round(c * args.width) for c in model.conv_features),

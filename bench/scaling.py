@@ -48,7 +48,11 @@ def predict(rates: dict[int, float], volume: int, devices: int, link_gbps: float
     return rows
 
 
-def measured_rates(batches: list[int], steps: int) -> dict[int, float]:
+def measured_rates(batches: list[int], steps: int,
+                   compute_dtype: str = "float32") -> dict[int, float]:
+    """The bare training step's images/s on one device, by batch (synthetic images)."""
+    import dataclasses
+
     import jax
 
     from bench.loop_efficiency import bare_step_rate, synthetic_dataset
@@ -57,8 +61,9 @@ def measured_rates(batches: list[int], steps: int) -> dict[int, float]:
 
     dataset = synthetic_dataset(max(batches) * 4, 16)
     strategy = parallel.MeshStrategy(devices=jax.devices()[:1])
-    return {b: bare_step_rate(strategy, TrainConfig(batch_size=b, validation_size=0), dataset,
-                              steps) for b in batches}
+    model = dataclasses.replace(TrainConfig().model, compute_dtype=compute_dtype)
+    return {b: bare_step_rate(strategy, TrainConfig(batch_size=b, validation_size=0, model=model),
+                              dataset, steps) for b in batches}
 
 
 def main() -> None:

@@ -225,9 +225,11 @@ def export(workdir: str | Path, out: str | Path, data_dir: str | None = None,
     mnist = data.load_mnist(data_dir or run.config.data_dir)
     train_split, val_split = data.training_splits(mnist, run.config)
     variables = run.variables
+    # Served in float32 whatever it trained in: the parameters are float32 either way.
+    model_config = dataclasses.replace(run.config.model, compute_dtype="float32")
     if batch_stats == "precise":
-        variables = with_precise_batch_stats(variables, run.config.model, train_split.images)
-    info = {"name": "hdr-jax AlexNet-style CNN", "model": run.config.to_dict()["model"],
+        variables = with_precise_batch_stats(variables, model_config, train_split.images)
+    info = {"name": "hdr-jax AlexNet-style CNN", "model": dataclasses.asdict(model_config),
             "step": run.step, "batch_stats": batch_stats}
     report, _ = evaluate_variables(variables, info, mnist.test)
     val_report = evaluate_variables(variables, info, val_split)[0] if len(val_split) else None

@@ -47,26 +47,28 @@ class AlexNet(nnx.Module):
         if len(config.conv_features) != 5:
             raise ValueError("AlexNet has five conv layers: conv_features needs 5 widths")
         self.config = config
+        dtype = jnp.dtype(config.compute_dtype)
         widths = (IMAGE_SHAPE[-1], *config.conv_features)
         self.convs = nnx.List([
             nnx.Conv(widths[i], widths[i + 1], (3, 3), padding="SAME",
-                     use_bias=config.norm != "batch", rngs=rngs)
+                     use_bias=config.norm != "batch", dtype=dtype, rngs=rngs)
             for i in range(5)
         ])
         if config.norm == "batch":
             # Statistics over the global batch: under jit+mesh XLA reduces across devices by
             # itself; under pmap `bn_axis_name` makes BatchNorm pmean them.
             self.norms = nnx.List([
-                nnx.BatchNorm(w, momentum=0.9, axis_name=bn_axis_name, rngs=rngs)
+                nnx.BatchNorm(w, momentum=0.9, axis_name=bn_axis_name, dtype=dtype, rngs=rngs)
                 for w in config.conv_features
             ])
         else:
             self.norms = None
         spatial = 4  # 28 -> 14 -> 7 -> 4 after three SAME 3x3/2 pools.
         flat = spatial * spatial * config.conv_features[-1]
-        self.fc1 = nnx.Linear(flat, config.dense_features, rngs=rngs)
-        self.fc2 = nnx.Linear(config.dense_features, config.dense_features, rngs=rngs)
-        self.head = nnx.Linear(config.dense_features, config.num_classes, rngs=rngs)
+        self.fc1 = nnx.Linear(flat, config.dense_features, dtype=dtype, rngs=rngs)
+        self.fc2 = nnx.Linear(config.dense_features, config.dense_features, dtype=dtype,
+                              rngs=rngs)
+        self.head = nnx.Linear(config.dense_features, config.num_classes, dtype=dtype, rngs=rngs)
 
     def __call__(self, images: jax.Array, dropout_keys: jax.Array | None = None) -> jax.Array:
         """`dropout_keys`: one PRNG key per example turns dropout on (training only)."""
@@ -85,7 +87,7 @@ class AlexNet(nnx.Module):
             k2 = jax.vmap(lambda k: jax.random.fold_in(k, 2))(dropout_keys)
         x = per_example_dropout(nnx.relu(self.fc1(x)), k1, rate)
         x = per_example_dropout(nnx.relu(self.fc2(x)), k2, rate)
-        return self.head(x)
+        return self.head(x).astype(jnp.float32)  # The loss and softmax in float32.
 
 
 def create_model(config: ModelConfig, seed: int = 0, bn_axis_name: str | None = None) -> AlexNet:

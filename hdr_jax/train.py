@@ -31,6 +31,10 @@ from hdr_jax.steps import TrainState, create_train_state, make_optimizer, train_
 
 log = logging.getLogger(__name__)
 
+# The fields of a metrics.jsonl record that are times, not results: the only ones a rerun of
+# the same steps may change.
+TIMINGS = ("images_per_second", "seconds", "compile_seconds", "elapsed_seconds")
+
 
 class TrainingDiverged(RuntimeError):
     """The loss, the gradients or the parameters stopped being finite; the last good
@@ -58,6 +62,30 @@ class ChunkPlan:
 
     def checkpoint_due(self, a: int, b: int, epoch_end: int) -> bool:
         return b != epoch_end and b // self.checkpoint_every > a // self.checkpoint_every
+
+
+class CompileClock:
+    """Seconds JAX spends tracing, lowering and compiling (or loading compiled code from the
+    persistent cache) while open: the part of an epoch's time that is not training. Read
+    from JAX's own monitoring events, so it costs nothing when nothing compiles."""
+
+    EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+              "/jax/core/compile/jaxpr_to_mlir_module_duration",
+              "/jax/core/compile/backend_compile_duration")  # This one includes cache loads.
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def _listen(self, event: str, seconds: float, **_) -> None:
+        if event in self.EVENTS:
+            self.seconds += seconds
+
+    def __enter__(self) -> CompileClock:
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        jax.monitoring.unregister_event_duration_listener(self._listen)
 
 
 class RunRecorder:
@@ -126,7 +154,20 @@ class EpochRunner:
                    desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False,
                    disable=not (self.progress and parallel.is_primary()))
         sums = dict(sums or {"loss": 0.0, "accuracy": 0.0, "n": 0})
-        t0, in_flight = time.perf_counter(), None
+        t0 = time.perf_counter()
+        with CompileClock() as clock:
+            state = self._run_chunks(state, perm, start, end, sums, bar, t0)
+        seconds = time.perf_counter() - t0
+        bar.close()
+        n = max(sums["n"], 1)
+        return state, {"epoch": epoch + 1, "step": end, "train_loss": sums["loss"] / n,
+                       "train_accuracy": sums["accuracy"] / n,
+                       "images_per_second": (end - start) * self.batch_size / seconds,
+                       "seconds": seconds, "compile_seconds": clock.seconds}
+
+    def _run_chunks(self, state: TrainState, perm: jax.Array, start: int, end: int,
+                    sums: dict, bar: tqdm, t0: float) -> TrainState:
+        in_flight = None
         for a, b in self.plan.chunks(start, end):
             state, metrics = self.train_fn(state, *self.train_data, perm, b - a)
             if in_flight:  # Read the previous chunk while this one runs.
@@ -140,13 +181,7 @@ class EpochRunner:
                                 {**self.meta, "epoch_sums": dict(sums)})
         if in_flight:
             self._absorb(*in_flight, sums, bar, t0, start)
-        bar.close()
-        seconds = time.perf_counter() - t0
-        n = max(sums["n"], 1)
-        return state, {"epoch": epoch + 1, "step": end, "train_loss": sums["loss"] / n,
-                       "train_accuracy": sums["accuracy"] / n,
-                       "images_per_second": (end - start) * self.batch_size / seconds,
-                       "seconds": seconds}
+        return state
 
     def _absorb(self, first: int, metrics: dict, sums: dict, bar: tqdm, t0: float,
                 start: int) -> None:
@@ -208,6 +243,7 @@ def train_and_evaluate(config: TrainConfig, dataset: data.Mnist | None = None,
         if len(val_split):
             splits["val"] = evaluator.put(val_split)
         final: dict = {"step": step}
+        began = time.perf_counter()
         while step < total_steps:
             epoch = step // steps_per_epoch
             end = min((epoch + 1) * steps_per_epoch, total_steps)
@@ -217,6 +253,8 @@ def train_and_evaluate(config: TrainConfig, dataset: data.Mnist | None = None,
                 result = evaluator((state.params, state.batch_stats), split)
                 record.update({f"{name}_loss": result["loss"],
                                f"{name}_accuracy": result["accuracy"]})
+            # Since this process's first step: compilation, evaluations and checkpoints too.
+            record["elapsed_seconds"] = time.perf_counter() - began
             recorder.epoch(record)  # Before the checkpoint: a kill between re-runs the epoch.
             selection = record.get("val_accuracy", record["test_accuracy"])
             ckpts.save(end, strategy.checkpointable(state), runner.meta,

@@ -1,4 +1,10 @@
-"""Test set-up: 8 emulated CPU devices (before JAX starts), real MNIST when available."""
+"""Test set-up: 8 emulated CPU devices (before JAX starts), real MNIST when available.
+
+The suite runs on the CPU on every machine, so it means the same on a GPU or TPU machine (whose
+kernels round differently and are not bit-reproducible by default). The tests marked
+`accelerator` are the exception: `HDR_TEST_ACCELERATOR=1 python -m pytest -m accelerator` runs
+them on the machine's GPU or TPU; without an accelerator, or without that variable, they skip.
+"""
 
 import os
 import sys
@@ -6,9 +12,12 @@ from pathlib import Path
 
 import jax
 
-# Must happen before any backend initialises: 8 CPU devices, which tests that need N devices
-# ask for by name (`cpu_devices`), so the suite means the same on a GPU or TPU machine.
+ACCELERATOR = os.environ.get("HDR_TEST_ACCELERATOR") == "1"
+# Both must happen before any backend initialises: 8 CPU devices, which tests that need N
+# devices ask for by name (`cpu_devices`), and the CPU as the only backend unless asked.
 jax.config.update("jax_num_cpu_devices", 8)
+if not ACCELERATOR:
+    jax.config.update("jax_platforms", "cpu")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -20,13 +29,18 @@ sys.path.insert(0, str(ROOT))
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `accelerator` need a GPU or TPU: on a CPU-only machine they skip."""
-    if jax.default_backend() != "cpu":
-        return
-    skip = pytest.mark.skip(reason="needs a GPU or TPU; this machine has only the CPU")
+    """Tests marked `accelerator` run only with HDR_TEST_ACCELERATOR=1 on a GPU or TPU; with
+    it, the others skip (they are the CPU suite)."""
+    if not ACCELERATOR:
+        reason = "the accelerator tests: HDR_TEST_ACCELERATOR=1 python -m pytest -m accelerator"
+    elif jax.default_backend() == "cpu":
+        reason = "needs a GPU or TPU; this machine has only the CPU"
+    else:
+        reason = None
     for item in items:
-        if "accelerator" in item.keywords:
-            item.add_marker(skip)
+        if ("accelerator" in item.keywords) != (ACCELERATOR and reason is None):
+            item.add_marker(pytest.mark.skip(
+                reason=reason or "HDR_TEST_ACCELERATOR=1 runs the accelerator tests only"))
 
 
 def cpu_devices(n: int) -> list:
@@ -83,9 +97,11 @@ def write_idx_dataset(folder: Path, mnist: data.Mnist) -> Path:
 
 
 def cli_env(**extra: str) -> dict:
-    """The environment of a `train.py` subprocess: this checkout importable, CPU devices only
-    (the tests ask for N devices, which only the CPU can emulate, on a GPU machine too)."""
-    return {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", **extra}
+    """The environment of a `train.py` subprocess: this checkout importable first (and what
+    was on PYTHONPATH after it: packages may live there), CPU devices only (the tests ask for
+    N devices, which only the CPU can emulate, on a GPU machine too)."""
+    path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return {**os.environ, "PYTHONPATH": path, "JAX_PLATFORMS": "cpu", **extra}
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600):

@@ -33,10 +33,14 @@ def test_accelerator_script_smoke_run_prints_its_benchmarks_section(tmp_path):
     section = target.read_text()
     assert section.strip() in out
     assert "## Accelerator run: cpu" in section
-    for row in ("loop / bare step, mesh", "loop / bare step, pmap",
+    for row in ("Installed versions inside pyproject's ranges: all",
+                "loop / bare step, mesh", "loop / bare step, pmap",
                 "fast preset, cold compilation cache", "fast preset, warm compilation cache",
-                "default preset", "one device -> 8 on paper"):
+                "fast, 14 epochs", "fast preset, bfloat16", "fast preset, --deterministic",
+                "default preset, exported", "(exported: ", "fast recipe chosen on validation",
+                "float32 / bfloat16", "one device -> 8 on paper"):
         assert row in section, row
+    assert "FAILED" not in section
 
 
 def test_hard_numbers_report_set_is_reproduced_from_its_seed(tmp_path, mnist_dir):

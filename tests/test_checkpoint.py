@@ -18,7 +18,7 @@ from hdr_jax.checkpoint import (
 )
 from hdr_jax.evaluate import restore_workdir
 from hdr_jax.steps import create_train_state, make_optimizer
-from hdr_jax.train import train_and_evaluate
+from hdr_jax.train import TIMINGS, train_and_evaluate
 from tests.conftest import ROOT, cli_env, cpu_devices, run_cli, synthetic_mnist, write_idx_dataset
 from tests.test_train import small_config
 
@@ -58,8 +58,7 @@ def test_sigkill_mid_epoch_then_rerun_ends_with_the_same_parameters(tmp_path):
     assert fingerprint(a.variables) == fingerprint(b.variables)
     # Same epochs logged, same numbers (the killed epoch is logged once, by the resumed run);
     # only the timings differ.
-    timings = ("images_per_second", "seconds")
-    records_a, records_b = ([{k: v for k, v in json.loads(line).items() if k not in timings}
+    records_a, records_b = ([{k: v for k, v in json.loads(line).items() if k not in TIMINGS}
                              for line in (w / "metrics.jsonl").read_text().splitlines()]
                             for w in (tmp_path / "straight", workdir))
     assert [r["epoch"] for r in records_a] == [1, 2, 3]

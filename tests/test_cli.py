@@ -68,16 +68,23 @@ def test_train_export_evaluate_round_trip(tmp_path):
     data_dir = write_idx_dataset(tmp_path / "d", synthetic_mnist())
     common = ["--data-dir", str(data_dir)]
     trained = run_cli("--workdir", str(tmp_path / "w"), "--epochs", "1", "--batch-size", "32",
-                      "--validation-size", "64", "--width", "0.25", "--no-progress", *common)
+                      "--validation-size", "64", "--width", "0.25", "--no-progress",
+                      "--compute-dtype", "bfloat16", *common)
     assert trained.returncode == 0, trained.stderr[-2000:]
     summary = json.loads(trained.stdout.strip().splitlines()[-1])
+    trained_config = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert trained_config["model"]["compute_dtype"] == "bfloat16"
     # Kept running statistics: the exported model is the trained one, figure for figure.
     running = run_cli("export", "--workdir", str(tmp_path / "w"), "--out",
                       str(tmp_path / "ck-running"), "--batch-stats", "running", *common)
     assert running.returncode == 0, running.stderr[-2000:]
     running_metrics = json.loads((tmp_path / "ck-running" / "metrics.json").read_text())
-    assert running_metrics["test_accuracy"] == pytest.approx(summary["test_accuracy"])
-    assert running_metrics["val_accuracy"] == pytest.approx(summary["val_accuracy"])
+    # Trained in bfloat16, served in float32: the same answers within a digit or two.
+    assert running_metrics["test_accuracy"] == pytest.approx(summary["test_accuracy"], abs=0.011)
+    assert running_metrics["val_accuracy"] == pytest.approx(summary["val_accuracy"], abs=0.032)
+    assert running_metrics["config"]["model"]["compute_dtype"] == "bfloat16"
+    served = json.loads((tmp_path / "ck-running" / "info.json").read_text())
+    assert served["model"]["compute_dtype"] == "float32"
     # The default re-estimates BatchNorm statistics on the clean training images.
     exported = run_cli("export", "--workdir", str(tmp_path / "w"), "--out",
                        str(tmp_path / "ck"), *common)

@@ -60,3 +60,19 @@ def test_eval_mode_is_deterministic_and_train_mode_updates_batch_stats():
     model.train()
     model(x, jax.random.split(jax.random.key(2), 8))
     assert not np.array_equal(before, np.asarray(model.norms[0].mean[...]))
+
+
+def test_bfloat16_compute_keeps_float32_parameters_and_logits_near_float32():
+    images = jax.random.uniform(jax.random.key(0), (16, 28, 28, 1))
+    f32 = create_model(ModelConfig(), seed=0)
+    bf16 = create_model(ModelConfig(compute_dtype="bfloat16"), seed=0)
+    params = lambda m: jax.tree.leaves(nnx.state(m, nnx.Param))
+    assert {p.dtype for p in params(bf16)} == {jnp.dtype(jnp.float32)}
+    assert all(np.array_equal(a, b) for a, b in zip(params(f32), params(bf16), strict=True))
+    f32.eval()
+    bf16.eval()
+    exact, rounded = np.asarray(f32(images)), np.asarray(bf16(images))
+    assert rounded.dtype == np.float32
+    # bfloat16 keeps 8 bits of mantissa: close to the float32 logits, not equal to them.
+    assert not np.array_equal(exact, rounded)
+    np.testing.assert_allclose(rounded, exact, atol=0.05 * np.abs(exact).max())
