@@ -16,7 +16,7 @@ session has one try). `--record FILE` appends every phase's JSON as it ends. The
 a dated Markdown section for BENCHMARKS.md (appended to `--append FILE`).
 
   python bench/accelerator.py --data-dir DIR [--append FILE] [--record FILE] [--pytest]
-                              [--deadline SECONDS]
+                              [--deadline SECONDS] [--trace FOLDER]
   python bench/accelerator.py --smoke    # end to end on tiny random data (any CPU, ~3 min)
 """
 
@@ -211,6 +211,8 @@ def measure(args: argparse.Namespace, data_dir: str, scratch: Path, phases: Phas
                          train_limit=1024 if args.smoke else None, model=le.scaled_model(width))
     large = dataclasses.replace(config, batch_size=4 * batch if args.smoke else 1024)
     single = dataclasses.replace(config, steps_per_dispatch=1)
+    if args.trace:
+        phases("loop_trace", lambda: le.trace_loop("mesh", config, dataset, args.trace))
     phases("loop", lambda: [le.measure("mesh", config, dataset, steps),
                             le.measure("pmap", config, dataset, steps),
                             le.measure("mesh", single, dataset, steps),
@@ -251,6 +253,8 @@ def main() -> None:
     p.add_argument("--append", help="append the Markdown section to this file")
     p.add_argument("--record", help="append each phase's JSON to this file as it ends")
     p.add_argument("--pytest", action="store_true", help="also run the fast test suite")
+    p.add_argument("--trace", help="trace 2 epochs of the loop with jax.profiler into this "
+                                   "folder (loop_trace.json.gz) and report the device's busy time")
     p.add_argument("--deadline", type=float, default=3600,
                    help="seconds from the start for the whole run: the test suite gets what "
                         "is left (a lent GPU session is short)")
@@ -322,6 +326,12 @@ def _loop_rows(facts: dict) -> list[str]:
                     f"{steps} per dispatch | "
                     f"{eff['loop_images_per_s']:,} / {eff['step_images_per_s']:,} images/s = "
                     f"**{eff['ratio']:.2f}**{queued} |")
+    trace = facts.get("loop_trace") or {}
+    if trace.get("device_events"):
+        rows.append(f"| device busy between its first and last kernel, loop traced (mesh, 2 "
+                    f"epochs, {trace['window_ms']:,} ms) | **{trace['device_busy']:.0%}**; "
+                    f"longest idle gaps {trace['largest_gaps_ms']} ms, "
+                    f"{trace['gaps_over_100us']} over 0.1 ms |")
     rates = facts.get("step_rates") or {}
     for batch, f32 in (rates.get("float32") or {}).items():
         bf16 = rates["bfloat16"][batch]

@@ -6,6 +6,7 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR --report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --sweep [--numbers 600]
+  python bench/hard_numbers.py --data-dir DIR --misses FOLDER [--numbers 400]
   python bench/hard_numbers.py --data-dir DIR --report-set ... --library ../old
 
 `--library DIR` reads the same uploads with the pipeline of another checkout (e.g.
@@ -71,6 +72,40 @@ def failure_kinds(recognizer: Recognizer, numbers: list[tuple[bytes, str]]) -> d
         else:
             counts["wrong count" if len(reading.number) != len(truth) else "wrong digit"] += 1
     return counts
+
+
+def write_misses(recognizer: Recognizer, numbers: list[tuple[bytes, str]], folder: Path) -> None:
+    """Each tuning number read wrong, as its upload (`NNN_TRUTH_READ.jpg`) and a row of
+    `misses.csv`: the kind of failure, the confidences, and how many pieces of ink the line
+    holds against how many digits were written (fewer: digits touch or overlap, so only a cut
+    through ink can part them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    readings = recognizer.read([raw for raw, _ in numbers], mode="number")
+    rows, shared = [], 0
+    for k, (reading, (raw, truth)) in enumerate(zip(readings, numbers, strict=True)):
+        refused = isinstance(reading, preprocess.PreprocessError)
+        read = "refused" if refused else reading.number
+        if read == truth:
+            continue
+        try:
+            pieces = len(preprocess.number_line(preprocess.decode(raw)).pieces) - 1
+        except preprocess.PreprocessError:
+            pieces = 0
+        kind = ("refused" if refused else
+                "wrong count" if len(read) != len(truth) else "wrong digit")
+        shared += kind == "wrong count" and len(read) < len(truth) and pieces < len(truth)
+        (folder / f"{k:03d}_{truth}_{read}.jpg").write_bytes(raw)
+        rows.append({"index": k, "truth": truth, "read": read, "kind": kind,
+                     "pieces": pieces, "confidences": " ".join(
+                         f"{d.confidence:.2f}" for d in ([] if refused else reading.digits))})
+    with open(folder / "misses.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["index", "truth", "read", "kind", "pieces", "confidences"])
+        writer.writeheader()
+        writer.writerows(rows)
+    fewer = sum(r["kind"] == "wrong count" and len(r["read"]) < len(r["truth"]) for r in rows)
+    print(f"  {len(rows)} of {len(numbers)} tuning numbers missed (written to {folder}); "
+          f"{fewer} lost a digit, {shared} of them where the line has fewer pieces of ink than "
+          "digits (touching or overlapping digits)")
 
 
 def sweep(recognizer: Recognizer, numbers: list[tuple[bytes, str]]) -> None:
@@ -153,6 +188,8 @@ def main() -> None:
     p.add_argument("--report-size", type=int, default=200)
     p.add_argument("--sweep", action="store_true", help="choose LineCosts on the tuning set")
     p.add_argument("--library", help="read with the pipeline of this checkout instead")
+    p.add_argument("--misses", type=Path,
+                   help="write the tuning numbers read wrong, and why, to this folder")
     args = p.parse_args()
     test = data.load_mnist(args.data_dir).test
     if args.write_report_set:
@@ -164,6 +201,10 @@ def main() -> None:
           f"{'refused':>8}{'of':>7}")
     if args.sweep:
         sweep(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, unseen=False))
+        return
+    if args.misses:
+        write_misses(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, False),
+                     args.misses)
         return
     if args.numbers:
         print(_row("tuning generator (seed 0)", failure_kinds(recognizer, make_numbers(

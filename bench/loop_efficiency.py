@@ -7,6 +7,7 @@ on the same devices, dispatched back to back with one wait at the end.
 
   python bench/loop_efficiency.py [--width W] [--batch-size B] [--strategy mesh|pmap]
                                   [--data-dir DIR] [--train-limit N] [--epochs E]
+                                  [--trace FOLDER]
 
 Ends with one JSON line: {"loop_images_per_s", "step_images_per_s", "ratio", ...}.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import statistics
@@ -113,6 +115,57 @@ def measure(strategy_name: str, config, dataset, steps: int) -> dict:
     return out
 
 
+def trace_loop(strategy_name: str, config, dataset, folder: str | Path) -> dict:
+    """The real loop (2 epochs of at most 120 steps, so the trace stays a few MB) under
+    `jax.profiler`, and what the trace says: the share of the time between the device's first
+    and last kernel that it was busy, and its longest idle gaps. The Perfetto trace is copied
+    to `folder/loop_trace.json.gz` (ui.perfetto.dev)."""
+    import shutil
+
+    import jax
+
+    from hdr_jax import parallel
+
+    folder = Path(folder)
+    strategy = parallel.make_strategy(strategy_name)
+    with tempfile.TemporaryDirectory() as raw:
+        with jax.profiler.trace(raw, create_perfetto_trace=True):
+            limit = min(config.train_limit or len(dataset.train), 120 * config.batch_size)
+            loop_rate(strategy, dataclasses.replace(config, epochs=2, train_limit=limit),
+                      dataset)
+        trace = max(Path(raw).rglob("perfetto_trace.json.gz"), key=lambda f: f.stat().st_mtime)
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(trace, folder / "loop_trace.json.gz")
+    return device_busy(folder / "loop_trace.json.gz")
+
+
+def device_busy(trace: Path) -> dict:
+    """Busy share and idle gaps of the device streams in a Perfetto/Chrome trace."""
+    import gzip
+
+    with gzip.open(trace) as f:
+        events = json.load(f)
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    devices = {e["pid"] for e in events if e.get("ph") == "M" and e.get("name") ==
+               "process_name" and e["args"]["name"].startswith("/device:")}
+    spans = sorted((e["ts"], e["ts"] + e.get("dur", 0)) for e in events
+                   if e.get("ph") == "X" and e["pid"] in devices)
+    if not spans:
+        return {"device_events": 0}
+    merged = [list(spans[0])]
+    for start, end in spans[1:]:
+        if start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    window = merged[-1][1] - merged[0][0]
+    gaps = sorted((b[0] - a[1] for a, b in itertools.pairwise(merged)), reverse=True)
+    return {"device_events": len(spans), "window_ms": round(window / 1e3, 1),
+            "device_busy": round(sum(b - a for a, b in merged) / window, 3),
+            "largest_gaps_ms": [round(g / 1e3, 2) for g in gaps[:5]],
+            "gaps_over_100us": sum(g > 100 for g in gaps)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--width", type=float, default=1.0)
@@ -129,6 +182,8 @@ def main() -> None:
     p.add_argument("--library", help="import hdr_jax from this checkout (with --loop-only: "
                                      "the loop of an earlier commit, e.g. a git worktree)")
     p.add_argument("--cpu-devices", type=int, help="emulated CPU devices (default: as train.py)")
+    p.add_argument("--trace", help="also trace 2 epochs of the loop with jax.profiler into this "
+                                   "folder and summarise the device's busy time")
     args = p.parse_args()
     if args.library:
         sys.path.insert(0, str(Path(args.library).resolve()))
@@ -156,6 +211,8 @@ def main() -> None:
         strategy = parallel.make_strategy(args.strategy)
         print(json.dumps({"loop_images_per_s": round(loop_rate(strategy, config, dataset))}))
         return
+    if args.trace:
+        print(json.dumps(trace_loop(args.strategy, config, dataset, args.trace)), flush=True)
     print(json.dumps(measure(args.strategy, config, dataset, args.steps)), flush=True)
 
 

@@ -29,7 +29,9 @@ def test_loop_efficiency_ends_with_one_json_line_of_loop_step_and_ratio():
 
 def test_accelerator_script_smoke_run_prints_its_benchmarks_section(tmp_path):
     target = tmp_path / "BENCHMARKS.md"
-    out = _run("bench/accelerator.py", "--smoke", "--append", str(target))
+    out = _run("bench/accelerator.py", "--smoke", "--append", str(target), "--trace",
+               str(tmp_path / "trace"))
+    assert (tmp_path / "trace" / "loop_trace.json.gz").stat().st_size > 1000
     section = target.read_text()
     assert section.strip() in out
     assert "## Accelerator run: cpu" in section
@@ -61,3 +63,29 @@ def test_hard_numbers_report_set_is_reproduced_from_its_seed(tmp_path, mnist_dir
         a = np.asarray(Image.open(tmp_path / row["file"]).convert("L"), np.float32)
         b = np.asarray(Image.open(committed / row["file"]).convert("L"), np.float32)
         assert a.shape == b.shape and np.abs(a - b).mean() < 2.0, row
+
+
+def test_device_busy_reads_busy_share_and_gaps_of_device_streams(tmp_path):
+    """The trace summary of `loop_efficiency.py --trace` (on a CPU the trace has no device
+    streams, so it is checked on a made-up trace): overlapping kernels count once, host events
+    not at all."""
+    import gzip
+
+    from bench.loop_efficiency import device_busy
+
+    meta = lambda pid, name: {"ph": "M", "name": "process_name", "pid": pid,
+                              "args": {"name": name}}
+    kernel = lambda pid, ts, dur: {"ph": "X", "name": "k", "pid": pid, "tid": 1, "ts": ts,
+                                   "dur": dur}
+    events = [meta(1, "/host:CPU"), meta(2, "/device:GPU:0"), kernel(1, 0, 5000),
+              kernel(2, 100, 300), kernel(2, 200, 300), kernel(2, 700, 100),
+              kernel(2, 1000, 100)]
+    trace = tmp_path / "t.json.gz"
+    with gzip.open(trace, "wt") as f:
+        json.dump({"traceEvents": events}, f)
+    # Busy 100-500, 700-800, 1000-1100 of the window 100-1100: 600 of 1000 us.
+    assert device_busy(trace) == {"device_events": 4, "window_ms": 1.0, "device_busy": 0.6,
+                                  "largest_gaps_ms": [0.2, 0.2], "gaps_over_100us": 2}
+    with gzip.open(trace, "wt") as f:
+        json.dump({"traceEvents": events[:1] + events[2:3]}, f)
+    assert device_busy(trace) == {"device_events": 0}
