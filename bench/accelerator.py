@@ -9,7 +9,8 @@
    fast-preset candidates judged on the validation split alone, the fast preset in bfloat16 and
    with `--deterministic`, and the default preset (then exported, as we ship it);
 5. the same architecture's PyTorch step on the same device (when PyTorch is installed);
-6. optionally the fast test suite on this machine (`--pytest`).
+6. optionally the accelerator's tests and the fast test suite on this machine (`--pytest`);
+7. optionally a `jax.profiler` trace of the loop and the device's busy share (`--trace`).
 
 Each phase is kept apart: one that fails is reported and the others still run (a lent GPU
 session has one try). `--record FILE` appends every phase's JSON as it ends. The run ends with
@@ -161,19 +162,28 @@ def torch_rates(batches: list[int], steps: int) -> dict[int, float] | None:
     return {b: median_rate(torch_stepper(b, device)[0], b, steps, 3) for b in batches}
 
 
-def run_pytest(timeout: int) -> str:
-    """The fast suite, in 4 workers where pytest-xdist is installed; each worker takes GPU
-    memory as it needs it instead of JAX's default 75% up front."""
+def run_pytest(timeout: float) -> str:
+    """The accelerator's own tests (`HDR_TEST_ACCELERATOR=1 -m accelerator`), then the fast
+    suite, which runs on the CPU on every machine, in parallel where pytest-xdist is
+    installed. Each process takes GPU memory as it needs it, not JAX's 75% up front."""
     import importlib.util
 
-    workers = ["-n", "4"] if importlib.util.find_spec("xdist") else []
-    env = subprocess_env(XLA_PYTHON_CLIENT_PREALLOCATE="false")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "not slow and not browser",
-                           "-p", "no:cacheprovider", *workers], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
-    return "; ".join([lines[-1] if lines else f"pytest exited {proc.returncode}", *failed])
+    deadline = time.perf_counter() + timeout
+    workers = (["-n", str(max(1, min(8, (os.cpu_count() or 2) // 2)))]
+               if importlib.util.find_spec("xdist") else [])
+    runs = {"accelerator tests": (["-m", "accelerator"], {"HDR_TEST_ACCELERATOR": "1"}),
+            "fast suite": (["-m", "not slow and not browser", *workers], {})}
+    results = []
+    for name, (args, env) in runs.items():
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               *args], cwd=ROOT, capture_output=True, text=True,
+                              env=subprocess_env(XLA_PYTHON_CLIENT_PREALLOCATE="false", **env),
+                              timeout=max(1.0, deadline - time.perf_counter()))
+        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+        failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
+        results.append(f"{name}: " + "; ".join(
+            [lines[-1] if lines else f"pytest exited {proc.returncode}", *failed]))
+    return " / ".join(results)
 
 
 class Phases:
@@ -380,7 +390,7 @@ def _other_rows(facts: dict) -> list[str]:
         rows.append(f"| PyTorch eager step, same architecture, batch {batch} | "
                     f"{rate:,.0f} images/s{ours} |")
     if facts.get("pytest"):
-        rows.append(f"| fast test suite here | {facts['pytest']} |")
+        rows.append(f"| tests on this machine | {facts['pytest']} |")
     return rows
 
 

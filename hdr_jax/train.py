@@ -72,20 +72,24 @@ class CompileClock:
     EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
               "/jax/core/compile/jaxpr_to_mlir_module_duration",
               "/jax/core/compile/backend_compile_duration")  # This one includes cache loads.
+    # One listener for the process (JAX 0.8 cannot remove one), adding up every compile.
+    _total = 0.0
+    _listening = False
 
-    def __init__(self):
-        self.seconds = 0.0
-
-    def _listen(self, event: str, seconds: float, **_) -> None:
-        if event in self.EVENTS:
-            self.seconds += seconds
+    @classmethod
+    def _listen(cls, event: str, seconds: float, **_) -> None:
+        if event in cls.EVENTS:
+            cls._total += seconds
 
     def __enter__(self) -> CompileClock:
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        if not CompileClock._listening:
+            jax.monitoring.register_event_duration_secs_listener(CompileClock._listen)
+            CompileClock._listening = True
+        self._start, self.seconds = CompileClock._total, 0.0
         return self
 
     def __exit__(self, *exc) -> None:
-        jax.monitoring.unregister_event_duration_listener(self._listen)
+        self.seconds = CompileClock._total - self._start
 
 
 class RunRecorder:
