@@ -66,6 +66,13 @@ def to_model_input(images: jax.Array) -> jax.Array:
     return (images.astype(jnp.float32) / 255.0)[..., None]
 
 
+def class_targets(labels: jax.Array, num_classes: int) -> jax.Array:
+    """One-hot targets; the label `num_classes` means "no digit" (say, two digits touching),
+    whose target is the uniform distribution: the model learns to be unsure of it."""
+    one_hot = jax.nn.one_hot(labels, num_classes)  # All zeros for label == num_classes.
+    return jnp.where((labels == num_classes)[:, None], 1.0 / num_classes, one_hot)
+
+
 def all_finite(tree) -> jax.Array:
     """True when every element of every leaf is finite (a bool scalar, computed on device)."""
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
@@ -84,7 +91,7 @@ def train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, config:
 
     def loss_fn(params, batch_stats):
         logits, new_stats = apply_model(graphdef, params, batch_stats, x, dropout_keys, True)
-        targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]),
+        targets = optax.smooth_labels(class_targets(labels, logits.shape[-1]),
                                       config.label_smoothing)
         loss = optax.softmax_cross_entropy(logits, targets).mean()
         return loss, (logits, new_stats)

@@ -89,3 +89,20 @@ def test_device_busy_reads_busy_share_and_gaps_of_device_streams(tmp_path):
     with gzip.open(trace, "wt") as f:
         json.dump({"traceEvents": events[:1] + events[2:3]}, f)
     assert device_busy(trace) == {"device_events": 0}
+
+
+def test_touching_pairs_are_seeded_mnist_format_images_of_two_digits():
+    import numpy as np
+
+    from bench.pair_doubt import touching_pairs
+    from tests.conftest import synthetic_mnist
+
+    train = synthetic_mnist().train
+    pairs = touching_pairs(train, 5, seed=3)
+    assert pairs.shape == (5, 28, 28) and pairs.dtype == np.uint8
+    np.testing.assert_array_equal(pairs, touching_pairs(train, 5, seed=3))
+    # Two digits side by side fitted into 20 pixels: wider than tall, and framed as MNIST is.
+    for image in pairs:
+        rows, cols = np.nonzero(image.any(1))[0], np.nonzero(image.any(0))[0]
+        assert cols[-1] - cols[0] > rows[-1] - rows[0]
+        assert not image[:2].any() and not image[-2:].any()

@@ -169,3 +169,11 @@ def test_an_epoch_record_written_twice_is_kept_once(tmp_path):
     strip = lambda records: [{k: v for k, v in r.items() if k not in TIMINGS} for r in records]
     assert [r["epoch"] for r in after] == [1, 2]
     assert strip(after) == strip(before)
+
+
+def test_the_label_past_the_last_class_means_no_digit_with_a_uniform_target():
+    from hdr_jax.steps import class_targets
+
+    targets = np.asarray(class_targets(jnp.array([2, 10]), 10))
+    np.testing.assert_array_equal(targets[0], np.eye(10)[2])
+    np.testing.assert_allclose(targets[1], np.full(10, 0.1))

@@ -1,0 +1,92 @@
+"""Does a model that has seen touching digits as "no digit" read written numbers better?
+
+Most numbers the tuning generator makes are lost where two digits touch: the model reads the
+pair as one sure digit (`hard_numbers.py --misses`). This trains the default recipe twice, for
+`--epochs` epochs from the same seed: on MNIST, and on MNIST plus `--pairs` pairs of training
+digits pushed into each other (8-16 pixels of overlap), brought to MNIST format as the number
+reader brings a span, with the label "no digit" (a uniform target, `steps.class_targets`).
+Both are exported as we ship models; each reads the tuning generator's numbers (the report set
+stays closed) and the test set.
+
+  python bench/pair_doubt.py --data-dir DIR [--epochs 6] [--pairs 6000] [--numbers 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+
+def touching_pairs(train, n: int, seed: int = 0) -> np.ndarray:
+    """`n` pairs of training digits overlapping by 8-16 pixels, each as one 28x28 uint8
+    image the way the number reader would see the pair as one digit."""
+    from hdr_jax import preprocess
+
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, 28, 28), np.uint8)
+    for k in range(n):
+        a, b = train.images[rng.integers(0, len(train), 2)]
+        dx = int(rng.integers(12, 21))  # b starts dx pixels after a: 8-16 pixels shared.
+        canvas = np.zeros((28, 28 + dx), np.float32)
+        canvas[:, :28] = a
+        canvas[:, dx:] = np.maximum(canvas[:, dx:], b)
+        out[k] = np.round(preprocess.to_mnist(canvas / 255.0) * 255).astype(np.uint8)
+    return out
+
+
+def train_and_export(dataset, epochs: int, data_dir: str, out: Path) -> float:
+    from hdr_jax.config import TrainConfig
+    from hdr_jax.evaluate import export
+    from hdr_jax.train import train_and_evaluate
+
+    workdir = out.parent / (out.name + "-run")
+    config = TrainConfig(epochs=epochs, validation_size=0, workdir=str(workdir),
+                         data_dir=data_dir)
+    train_and_evaluate(config, dataset, progress=False)
+    return export(workdir, out, data_dir)["test_accuracy"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--pairs", type=int, default=6000)
+    p.add_argument("--numbers", type=int, default=500)
+    args = p.parse_args()
+    import os
+
+    from hdr_jax import parallel
+
+    parallel.use_cpu_devices(parallel.cpu_device_count(os.cpu_count() or 1, 128))
+    from bench.common import header
+    from bench.hard_numbers import TUNING_DIGITS, failure_kinds, make_numbers
+    from hdr_jax import data
+    from hdr_jax.inference import Predictor
+    from hdr_jax.recognition import Recognizer
+
+    header(f"touching pairs as 'no digit': {args.pairs} pairs, {args.epochs} epochs")
+    mnist = data.load_mnist(args.data_dir)
+    pairs = touching_pairs(mnist.train, args.pairs)
+    with_pairs = data.Mnist(data.Split(np.concatenate([mnist.train.images, pairs]),
+                                       np.concatenate([mnist.train.labels,
+                                                       np.full(len(pairs), 10, np.int32)])),
+                            mnist.test, mnist.source + " + touching pairs")
+    numbers = make_numbers(mnist.test, args.numbers, 0, TUNING_DIGITS, unseen=False)
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, dataset in (("MNIST", mnist), ("MNIST + pairs as no digit", with_pairs)):
+            accuracy = train_and_export(dataset, args.epochs, args.data_dir,
+                                        Path(scratch) / name.split()[-1])
+            counts = failure_kinds(Recognizer(Predictor.from_checkpoint(
+                Path(scratch) / name.split()[-1])), numbers)
+            print(f"  {name:<28} test {accuracy:.2%}; tuning numbers exactly right "
+                  f"{counts['right'] / len(numbers):.2%} {counts}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
