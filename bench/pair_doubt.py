@@ -14,6 +14,7 @@ stays closed) and the test set.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -59,8 +60,6 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=6000)
     p.add_argument("--numbers", type=int, default=500)
     args = p.parse_args()
-    import os
-
     from hdr_jax import parallel
 
     parallel.use_cpu_devices(parallel.cpu_device_count(os.cpu_count() or 1, 128))
@@ -79,14 +78,13 @@ def main() -> None:
                             mnist.test, mnist.source + " + touching pairs")
     numbers = make_numbers(mnist.test, args.numbers, 0, TUNING_DIGITS, unseen=False)
     with tempfile.TemporaryDirectory() as scratch:
-        for name, dataset in (("MNIST", mnist), ("MNIST + pairs as no digit", with_pairs)):
-            accuracy = train_and_export(dataset, args.epochs, args.data_dir,
-                                        Path(scratch) / name.split()[-1])
-            counts = failure_kinds(Recognizer(Predictor.from_checkpoint(
-                Path(scratch) / name.split()[-1])), numbers)
+        for name, dataset, folder in (("MNIST", mnist, "plain"),
+                                      ("MNIST + pairs as no digit", with_pairs, "pairs")):
+            model = Path(scratch) / folder
+            accuracy = train_and_export(dataset, args.epochs, args.data_dir, model)
+            counts = failure_kinds(Recognizer(Predictor.from_checkpoint(model)), numbers)
             print(f"  {name:<28} test {accuracy:.2%}; tuning numbers exactly right "
                   f"{counts['right'] / len(numbers):.2%} {counts}", flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -29,18 +29,20 @@ sys.path.insert(0, str(ROOT))
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `accelerator` run only with HDR_TEST_ACCELERATOR=1 on a GPU or TPU; with
-    it, the others skip (they are the CPU suite)."""
+    """Tests marked `accelerator` run only with HDR_TEST_ACCELERATOR=1 on a GPU or TPU, and
+    then alone (the others are the CPU suite)."""
+    on_accelerator = ACCELERATOR and jax.default_backend() != "cpu"
     if not ACCELERATOR:
-        reason = "the accelerator tests: HDR_TEST_ACCELERATOR=1 python -m pytest -m accelerator"
-    elif jax.default_backend() == "cpu":
-        reason = "needs a GPU or TPU; this machine has only the CPU"
+        skip_accelerator = "the accelerator tests: HDR_TEST_ACCELERATOR=1 python -m pytest -m " \
+                           "accelerator"
     else:
-        reason = None
+        skip_accelerator = "needs a GPU or TPU; this machine has only the CPU"
     for item in items:
-        if ("accelerator" in item.keywords) != (ACCELERATOR and reason is None):
+        if "accelerator" in item.keywords and not on_accelerator:
+            item.add_marker(pytest.mark.skip(reason=skip_accelerator))
+        elif "accelerator" not in item.keywords and on_accelerator:
             item.add_marker(pytest.mark.skip(
-                reason=reason or "HDR_TEST_ACCELERATOR=1 runs the accelerator tests only"))
+                reason="HDR_TEST_ACCELERATOR=1 runs the accelerator tests only"))
 
 
 def cpu_devices(n: int) -> list:

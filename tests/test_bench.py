@@ -95,14 +95,16 @@ def test_touching_pairs_are_seeded_mnist_format_images_of_two_digits():
     import numpy as np
 
     from bench.pair_doubt import touching_pairs
-    from tests.conftest import synthetic_mnist
+    from hdr_jax import data
 
-    train = synthetic_mnist().train
+    # Each "digit" a 14x14 square: two of them side by side are wider than tall, one is not.
+    squares = np.zeros((4, 28, 28), np.uint8)
+    squares[:, 7:21, 7:21] = 255
+    train = data.Split(squares, np.arange(4, dtype=np.int32))
     pairs = touching_pairs(train, 5, seed=3)
     assert pairs.shape == (5, 28, 28) and pairs.dtype == np.uint8
     np.testing.assert_array_equal(pairs, touching_pairs(train, 5, seed=3))
-    # Two digits side by side fitted into 20 pixels: wider than tall, and framed as MNIST is.
-    for image in pairs:
+    for image in pairs:  # Fitted into 20x20 and centred, as MNIST digits are.
         rows, cols = np.nonzero(image.any(1))[0], np.nonzero(image.any(0))[0]
-        assert cols[-1] - cols[0] > rows[-1] - rows[0]
-        assert not image[:2].any() and not image[-2:].any()
+        assert cols[-1] - cols[0] + 1 == 20 and rows[-1] - rows[0] + 1 < 20
+        assert not image[:4].any() and not image[:, :4].any()
