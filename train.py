@@ -24,7 +24,7 @@ _FLAGS = {  # flag -> TrainConfig field
     "data_dir": str, "workdir": str, "epochs": int, "max_steps": int, "batch_size": int,
     "learning_rate": float, "weight_decay": float, "warmup_epochs": float,
     "label_smoothing": float, "strategy": str, "seed": int, "validation_size": int,
-    "train_limit": int, "eval_batch_size": int, "checkpoint_every_steps": int,
+    "train_limit": int, "line_spans": int, "eval_batch_size": int, "checkpoint_every_steps": int,
     "keep_checkpoints": int, "log_every_steps": int, "steps_per_dispatch": int,
 }
 COMPILATION_CACHE = Path(os.environ.get("HDR_COMPILATION_CACHE",

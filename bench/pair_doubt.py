@@ -1,14 +1,17 @@
 """Does a model that has seen touching digits as "no digit" read written numbers better?
 
 Most numbers the tuning generator makes are lost where two digits touch: the model reads the
-pair as one sure digit (`hard_numbers.py --misses`). This trains the default recipe twice, for
-`--epochs` epochs from the same seed: on MNIST, and on MNIST plus `--pairs` pairs of training
-digits pushed into each other (8-16 pixels of overlap), brought to MNIST format as the number
-reader brings a span, with the label "no digit" (a uniform target, `steps.class_targets`).
-Both are exported as we ship models; each reads the tuning generator's numbers (the report set
-stays closed) and the test set.
+pair as one sure digit (`hard_numbers.py --misses`). This trains the default recipe for
+`--epochs` epochs from the same seed on each of `--variants`: `mnist`; `pairs`, MNIST plus
+`--pairs` pairs of training digits pushed into each other (8-16 pixels of overlap), brought
+to MNIST format as the number reader brings a span, labelled "no digit" (a uniform target,
+`steps.class_targets`); `spans`, MNIST plus `--line-spans` spans of written lines of training
+digits cut by the reader itself, each labelled with the digit it holds or "no digit"
+(`hdr_jax/spans.py`, the `--line-spans` training option). Each is exported as we ship models
+and reads the tuning generator's numbers (the report set stays closed) and the test set.
 
-  python bench/pair_doubt.py --data-dir DIR [--epochs 6] [--pairs 6000] [--numbers 500]
+  python bench/pair_doubt.py --data-dir DIR [--epochs 6] [--variants mnist pairs spans]
+      [--pairs 6000] [--line-spans 12000] [--numbers 500]
 """
 
 from __future__ import annotations
@@ -41,14 +44,15 @@ def touching_pairs(train, n: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def train_and_export(dataset, epochs: int, data_dir: str, out: Path) -> float:
+def train_and_export(dataset, epochs: int, data_dir: str, out: Path, line_spans: int = 0
+                     ) -> float:
     from hdr_jax.config import TrainConfig
     from hdr_jax.evaluate import export
     from hdr_jax.train import train_and_evaluate
 
     workdir = out.parent / (out.name + "-run")
     config = TrainConfig(epochs=epochs, validation_size=0, workdir=str(workdir),
-                         data_dir=data_dir)
+                         data_dir=data_dir, line_spans=line_spans)
     train_and_evaluate(config, dataset, progress=False)
     return export(workdir, out, data_dir)["test_accuracy"]
 
@@ -58,6 +62,10 @@ def main() -> None:
     p.add_argument("--data-dir", required=True)
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--pairs", type=int, default=6000)
+    p.add_argument("--line-spans", type=int, default=12000)
+    p.add_argument("--variants", nargs="+", choices=["mnist", "pairs", "spans"],
+                   default=["mnist", "pairs", "spans"])
+    p.add_argument("--keep", help="keep the exported models in this folder")
     p.add_argument("--numbers", type=int, default=500)
     args = p.parse_args()
     from hdr_jax import parallel
@@ -69,7 +77,8 @@ def main() -> None:
     from hdr_jax.inference import Predictor
     from hdr_jax.recognition import Recognizer
 
-    header(f"touching pairs as 'no digit': {args.pairs} pairs, {args.epochs} epochs")
+    header(f"touching pairs as 'no digit': {args.epochs} epochs; {args.pairs} pairs, "
+           f"{args.line_spans} line spans")
     mnist = data.load_mnist(args.data_dir)
     pairs = touching_pairs(mnist.train, args.pairs)
     with_pairs = data.Mnist(data.Split(np.concatenate([mnist.train.images, pairs]),
@@ -77,11 +86,13 @@ def main() -> None:
                                                        np.full(len(pairs), 10, np.int32)])),
                             mnist.test, mnist.source + " + touching pairs")
     numbers = make_numbers(mnist.test, args.numbers, 0, TUNING_DIGITS, unseen=False)
+    variants = {"mnist": ("MNIST", mnist, 0), "pairs": ("MNIST + pairs as no digit", with_pairs, 0),
+                "spans": ("MNIST + line spans", mnist, args.line_spans)}
     with tempfile.TemporaryDirectory() as scratch:
-        for name, dataset, folder in (("MNIST", mnist, "plain"),
-                                      ("MNIST + pairs as no digit", with_pairs, "pairs")):
-            model = Path(scratch) / folder
-            accuracy = train_and_export(dataset, args.epochs, args.data_dir, model)
+        for folder in args.variants:
+            name, dataset, line_spans = variants[folder]
+            model = Path(args.keep or scratch) / folder
+            accuracy = train_and_export(dataset, args.epochs, args.data_dir, model, line_spans)
             counts = failure_kinds(Recognizer(Predictor.from_checkpoint(model)), numbers)
             print(f"  {name:<28} test {accuracy:.2%}; tuning numbers exactly right "
                   f"{counts['right'] / len(numbers):.2%} {counts}", flush=True)

@@ -4,6 +4,7 @@ function under functions-framework's real server, against the baseline server
 
   python bench/serving.py --data-dir DIR [--uploads 400] [--numbers 500] [--seconds 20]
                           [--cold-starts 5] [--compare-with DIR]
+  python bench/serving.py --data-dir DIR --accuracy-only   # $HDR_CHECKPOINT's model, no servers
 
 `--compare-with DIR` adds the function of another checkout (e.g. `git worktree add DIR
 HEAD~1`) as a third server, measured in the same run: before/after figures of a change.
@@ -172,6 +173,8 @@ def main() -> None:
     p.add_argument("--numbers", type=int, default=500)
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--skip-accuracy", action="store_true")
+    p.add_argument("--accuracy-only", action="store_true",
+                   help="the realistic uploads' accuracy ($HDR_CHECKPOINT's model), no servers")
     p.add_argument("--cold-starts", type=int, default=5,
                    help="start each server this many times; cold start is the median")
     p.add_argument("--compare-with", help="another checkout whose function to measure too")
@@ -180,6 +183,8 @@ def main() -> None:
     mnist = data.load_idx_dir(args.data_dir)
     if not args.skip_accuracy:
         accuracy(mnist, args.uploads, args.numbers)
+    if args.accuracy_only:
+        return
     rows = [
         measure_server("hdr-jax function (functions-framework)", function_command, mnist,
                        args.seconds, args.cold_starts),

@@ -55,6 +55,9 @@ class TrainConfig:
     seed: int = 0
     validation_size: int = 5000  # Images held out of the training set for model selection.
     train_limit: int | None = None  # Use only the first N training images (quick runs).
+    # Examples cut from lines of the training digits the way the number reader cuts them
+    # (`spans.py`): the digit a span holds, or "no digit" where it holds two. 0: MNIST alone.
+    line_spans: int = 0
     eval_batch_size: int = 1000
     checkpoint_every_steps: int = 200
     keep_checkpoints: int = 3
@@ -82,6 +85,7 @@ class TrainConfig:
             ("label-smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
             ("validation-size", self.validation_size >= 0, "0 or more"),
             ("train-limit", self.train_limit is None or self.train_limit >= 1, "at least 1"),
+            ("line-spans", self.line_spans >= 0, "0 or more"),
             ("eval-batch-size", self.eval_batch_size >= 1, "at least 1"),
             ("checkpoint-every-steps", self.checkpoint_every_steps >= 1, "at least 1"),
             ("keep-checkpoints", self.keep_checkpoints >= 1, "at least 1"),

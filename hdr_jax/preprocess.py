@@ -364,6 +364,7 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
         raise NoDigitFound()
     if keep.sum() > MAX_PIECES:
         raise NotHandwriting()
+    keep &= _near_the_writing(labels, sizes)
     # Keep the faint anti-aliased rim around kept strokes too (dilating only around them: the
     # digit is usually a small part of a photo).
     strokes = keep[labels]
@@ -375,6 +376,18 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
     kept = np.zeros(mask.shape, bool)
     kept[y0:y1, x0:x1] = ndimage.binary_dilation(strokes[y0:y1, x0:x1], iterations=2)
     return np.where(kept, ink, 0.0)
+
+
+def _near_the_writing(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Which pieces lie near the rows of the largest one: a piece further than half its height
+    above or below them is no part of the writing (a shadow's corner, a smudge at the sheet's
+    edge), and would stretch the line's height if kept."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    rows = [(sl[0].start, sl[0].stop) for sl in ndimage.find_objects(labels)]
+    top, bottom = rows[int(sizes.argmax())]
+    margin = 0.5 * (bottom - top)
+    return np.array([False] + [top - margin <= y1 and y0 <= bottom + margin for y0, y1 in rows])
 
 
 def _check_holes(strokes: np.ndarray) -> None:
@@ -624,7 +637,7 @@ def number_line(image: Decoded | np.ndarray, look_inside: int = 2) -> NumberLine
     ink = _keep_digit_components(ink_map(work, ink, region))
     cuts, pieces, spans, line_height = segment_number(ink)
     size = (round(w * scale), round(h * scale))
-    digits = {(i, j): _digit_between(ink, cuts[i], cuts[j], factor * scale, size)
+    digits = {(i, j): digit_between(ink, cuts[i], cuts[j], factor * scale, size)
               for i, j in spans}
     # A span holding no ink (a gap) is no digit; each piece holds ink, so a path remains.
     return NumberLine(len(cuts), tuple(pieces),
@@ -632,7 +645,7 @@ def number_line(image: Decoded | np.ndarray, look_inside: int = 2) -> NumberLine
                       line_height * factor * scale)
 
 
-def _digit_between(ink: np.ndarray, x0: int, x1: int, factor: float, size: tuple[int, int]
+def digit_between(ink: np.ndarray, x0: int, x1: int, factor: float, size: tuple[int, int]
                    ) -> Digit | None:
     """The ink between columns x0 and x1 as one digit, or None where there is none."""
     piece = ink[:, x0:x1]

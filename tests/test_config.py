@@ -27,6 +27,7 @@ def test_presets_are_valid_and_fast_uses_large_batches():
     ("learning_rate", 0.0, "--learning-rate"), ("learning_rate", float("nan"), "--learning-rate"),
     ("weight_decay", -1.0, "--weight-decay"), ("label_smoothing", 1.0, "--label-smoothing"),
     ("validation_size", -5, "--validation-size"), ("train_limit", 0, "--train-limit"),
+    ("line_spans", -1, "--line-spans"),
     ("eval_batch_size", 0, "--eval-batch-size"), ("max_steps", 0, "--max-steps"),
     ("checkpoint_every_steps", 0, "--checkpoint-every-steps"),
     ("keep_checkpoints", 0, "--keep-checkpoints"), ("log_every_steps", 0, "--log-every-steps"),

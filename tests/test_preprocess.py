@@ -176,6 +176,23 @@ def test_number_fragments_join_their_digit_and_far_specks_are_dropped():
     assert abs(boxes[2][0] - 312) <= 2 and abs(boxes[2][2] - 328) <= 2  # Halves joined.
 
 
+def smudge_above_a_number() -> np.ndarray:
+    """Two bars 80 pixels tall, and a smudge (a shadow's corner) far above the first."""
+    img = np.zeros((240, 400), np.uint8)
+    img[130:210, 100:112] = 255
+    img[130:210, 250:262] = 255
+    img[5:25, 95:125] = 255
+    return 255 - img
+
+
+def test_a_smudge_far_above_the_line_is_no_part_of_it():
+    line = preprocess.number_line(preprocess.decode(_png(smudge_above_a_number())))
+    assert len(line.pieces) == 3  # Two digits: three cuts between pieces.
+    assert abs(line.height - 80) <= 2  # Not stretched up to the smudge.
+    digits = preprocess.preprocess_number(preprocess.decode(_png(smudge_above_a_number())))
+    assert [d.box[1] for d in digits] == [130, 130]
+
+
 def test_random_noise_is_no_digit_or_a_digit_never_an_exception():
     rng = np.random.default_rng(0)
     for side in (5, 28, 64):

@@ -2,12 +2,14 @@
 cuts, with the model in onnxruntime-web) against the server's, in headless Chromium: each
 array operation against the NumPy/scipy/Pillow one it stands for, then whole uploads."""
 
+import itertools
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from bench.page_reader import PageReader, answer_text, compare, realistic_corpus
-from bench.uploads import non_digit_upload
+from bench.uploads import non_digit_upload, png_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -110,6 +112,17 @@ def test_page_and_server_read_the_same_on_realistic_uploads(reader, real_mnist):
     pixels = np.concatenate([f["pixels"] for f in families.values()])
     assert len(pixels) >= 200 and np.mean(pixels <= 0.01) >= 0.95
     assert sum(f["page"] for f in families.values()) >= 0.97 * n
+
+
+def test_the_page_drops_a_smudge_far_from_the_line_as_the_server_does(reader):
+    from hdr_jax import preprocess
+    from tests.test_preprocess import smudge_above_a_number
+
+    upload = png_bytes(smudge_above_a_number(), "L")
+    page = reader.read([upload], mode="number")[0]
+    line = preprocess.number_line(preprocess.decode(upload))
+    assert [d["box"] for d in page["digits"]] == [
+        list(line.spans[span].box) for span in itertools.pairwise(line.pieces)]
 
 
 def test_the_page_refuses_what_the_server_refuses(reader):

@@ -302,6 +302,7 @@ function keepDigitComponents(inkIn) {
   const kept = keep.reduce((a, b) => a + b, 0);
   if (!kept || (largest < 8 && ink.data.length > 2000)) throw new NoDigitFound();
   if (kept > MAX_PIECES) throw new NotHandwriting();
+  nearTheWriting(labelled, pieceSizes, keep);
   const strokes = nd.map({ ...ink, data: labelled.labels }, (v) => keep[v], Uint8Array);
   const [ys, xs] = extent(strokes);
   const y0 = Math.max(ys[0] - 2, 0), x0 = Math.max(xs[0] - 2, 0);
@@ -316,6 +317,15 @@ function keepDigitComponents(inkIn) {
     }
   }
   return out;
+}
+
+/** preprocess._near_the_writing: unkeeps (in place) the pieces further than half the
+ * largest piece's height above or below its rows. */
+function nearTheWriting(labelled, pieceSizes, keep) {
+  const rows = nd.boxes(labelled).slice(1);
+  const [top, bottom] = rows[pieceSizes.indexOf(nd.max(pieceSizes))];
+  const margin = 0.5 * (bottom - top);
+  rows.forEach(([y0, y1], i) => { if (!(top - margin <= y1 && y0 <= bottom + margin)) keep[i + 1] = 0; });
 }
 
 /** [[first row, last row], [first column, last column]] holding anything. */

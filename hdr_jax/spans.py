@@ -1,0 +1,102 @@
+"""Training examples of what the number reader sees: spans of lines of written digits.
+
+The reader (`preprocess.number_line`, `recognition.read_line`) cuts a line of handwriting at
+every plausible place and lets the model say which spans read best. A model trained on
+isolated MNIST digits reads two touching digits as one sure digit, so the reader keeps the
+pair, and reads a digit with a sliver of its neighbour less surely than it should. Here lines
+of MNIST training digits (uneven pressure, touching and overlapping neighbours) are cut by the
+reader's own `segment_number`, and every span becomes an example: the digit it holds (a
+sliver of a neighbour allowed), or "no digit" (label `NO_DIGIT`, a uniform target:
+`steps.class_targets`) where it holds most of two. Spans that are neither (half a digit) are
+left out: half a 4 is a fair 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from hdr_jax import data, preprocess
+
+NO_DIGIT = data.NUM_CLASSES
+# A span is one digit when it holds this much of that digit's ink and other digits' ink is
+# at most `INTRUSION` of it; it is no digit when it holds `PAIR` of two digits' ink.
+WHOLE, INTRUSION, PAIR = 0.9, 0.2, 0.4
+TOUCHING = 0.5  # How often a gap between neighbours is a touch or an overlap.
+
+
+def write_line(digits: np.ndarray, rng: np.random.Generator
+               ) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+    """uint8 [n, 28, 28] digits -> one line of ink (float [h, w], MNIST polarity) and, per
+    digit, its first column and ink per column (what each span holds of it)."""
+    height = int(rng.integers(30, 72))
+    pieces = []
+    for d in digits:
+        ink = np.asarray(Image.fromarray(d, "L").resize((height, height),
+                                                        Image.Resampling.BICUBIC),
+                         np.float32) / 255.0
+        cols = np.nonzero(ink.max(0) > 0.1)[0] if ink.max() > 0.1 else [0, height - 1]
+        ink = np.clip(ink[:, cols[0]:cols[-1] + 1], 0, 1) * rng.uniform(0.4, 1.0)
+        pieces.append(ink)
+    gaps = [int(height * (rng.uniform(-0.15, 0.0) if rng.random() < TOUCHING
+                          else rng.uniform(0.03, 0.3))) for _ in pieces[1:]] + [0]
+    line = np.zeros((int(height * 1.3), sum(p.shape[1] for p in pieces) + sum(gaps)
+                     + height), np.float32)
+    x, placed = height // 2, []
+    for piece, gap in zip(pieces, gaps, strict=True):
+        top = int(height * 0.15) + int(rng.integers(-height // 12, height // 12 + 1))
+        region = line[top:top + height, x:x + piece.shape[1]]
+        np.maximum(region, piece[:region.shape[0]], out=region)
+        placed.append((x, piece.sum(0)))
+        x += piece.shape[1] + gap
+    return line, placed
+
+
+def span_label(x0: int, x1: int, placed: list[tuple[int, np.ndarray]]) -> int | None:
+    """What the columns [x0, x1) of a line hold: a digit's index in the line, `NO_DIGIT`
+    (most of two digits), or None (neither: part of one digit)."""
+    inside = np.array([cols[max(0, x0 - at):max(0, x1 - at)].sum() for at, cols in placed])
+    share = inside / np.array([cols.sum() for _, cols in placed])
+    main = int(share.argmax())
+    if share[main] >= WHOLE and inside.sum() - inside[main] <= INTRUSION * inside[main]:
+        return main
+    if np.sum(share >= PAIR) >= 2:
+        return NO_DIGIT
+    return None
+
+
+def line_examples(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+                  ) -> tuple[list[np.ndarray], list[int]]:
+    """Every span the reader considers in one written line, as (28x28 uint8, label)."""
+    line, placed = write_line(digits, rng)
+    try:
+        cuts, _, spans, _ = preprocess.segment_number(line)
+    except preprocess.NoDigitFound:  # Digits with no ink (not MNIST): nothing to cut.
+        return [], []
+    images, targets = [], []
+    for i, j in spans:
+        which = span_label(cuts[i], cuts[j], placed)
+        digit = preprocess.digit_between(line, cuts[i], cuts[j], 1.0, line.shape[::-1])
+        if which is None or digit is None:
+            continue
+        images.append(np.round(digit.image * 255).astype(np.uint8))
+        targets.append(NO_DIGIT if which == NO_DIGIT else int(labels[which]))
+    return images, targets
+
+
+def with_line_spans(split: data.Split, n: int, seed: int) -> data.Split:
+    """`split` plus `n` span examples from lines of 2-5 of its own digits (seeded)."""
+    rng = np.random.default_rng([seed, 7])
+    images: list[np.ndarray] = []
+    targets: list[int] = []
+    for _ in range(10 * n + 100):  # A line of MNIST digits gives 5-10 examples.
+        if len(images) >= n:
+            break
+        pick = rng.integers(0, len(split), int(rng.integers(2, 6)))
+        more, more_targets = line_examples(split.images[pick], split.labels[pick], rng)
+        images += more
+        targets += more_targets
+    else:
+        raise data.DataError(f"lines of these digits gave {len(images)} of {n} span examples")
+    return data.Split(np.concatenate([split.images, np.stack(images[:n])]),
+                      np.concatenate([split.labels, np.array(targets[:n], np.int32)]))

@@ -1,0 +1,79 @@
+"""Training examples cut from written lines the way the number reader cuts them."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from hdr_jax import data, preprocess, spans
+from hdr_jax.config import TrainConfig
+
+# Two digits of ink 10 columns wide, at columns 0-9 and 12-21, one unit of ink per column.
+TWO_DIGITS = [(0, np.ones(10)), (12, np.ones(10))]
+
+
+@pytest.mark.parametrize("x0, x1, expected", [
+    (0, 10, 0), (0, 12, 0), (12, 22, 1),
+    (0, 14, 0),  # The first digit and 2 columns of the second: a sliver, still the first.
+    (5, 17, spans.NO_DIGIT),  # Half of each: no digit.
+    (0, 22, spans.NO_DIGIT),
+    (0, 15, None),  # The first and 3 columns of the second: neither one digit nor two.
+    (0, 5, None),  # Half a digit: left out.
+])
+def test_a_span_is_the_digit_it_holds_no_digit_for_two_and_none_for_a_part(x0, x1, expected):
+    assert spans.span_label(x0, x1, TWO_DIGITS) == expected
+
+
+def test_the_spans_between_pieces_of_a_line_with_gaps_are_its_digits_in_order(
+        real_mnist, monkeypatch):
+    monkeypatch.setattr(spans, "TOUCHING", 0.0)  # Every neighbour apart.
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        pick = rng.integers(0, 1000, 4)
+        line, placed = spans.write_line(real_mnist.train.images[pick], rng)
+        cuts, pieces, _, _ = preprocess.segment_number(line)
+        assert [spans.span_label(cuts[i], cuts[j], placed)
+                for i, j in itertools.pairwise(pieces)] == [0, 1, 2, 3]
+
+
+def test_a_line_gives_its_own_digits_and_no_digit_examples_in_mnist_format(real_mnist):
+    rng = np.random.default_rng(0)
+    labels, seen = set(), []
+    for _ in range(10):
+        pick = rng.integers(0, 1000, 3)
+        images, targets = spans.line_examples(real_mnist.train.images[pick],
+                                              real_mnist.train.labels[pick], rng)
+        assert all(im.shape == (28, 28) and im.dtype == np.uint8 for im in images)
+        assert set(targets) <= {*real_mnist.train.labels[pick].tolist(), spans.NO_DIGIT}
+        labels |= set(targets)
+        seen += images
+    assert spans.NO_DIGIT in labels and len(labels) > 2
+    assert all(im.max() == 255 for im in seen)  # Brought to full ink, as the reader does.
+
+
+def test_line_spans_add_exactly_n_seeded_examples_after_the_training_digits(real_mnist):
+    split = real_mnist.train.take(slice(0, 2000))
+    a = spans.with_line_spans(split, 300, seed=0)
+    assert len(a) == 2300
+    np.testing.assert_array_equal(a.images[:2000], split.images)
+    np.testing.assert_array_equal(a.labels[:2000], split.labels)
+    b = spans.with_line_spans(split, 300, seed=0)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.images, spans.with_line_spans(split, 300, seed=1).images)
+
+
+def test_the_training_split_carries_the_line_spans_and_validation_stays_mnist(real_mnist):
+    config = TrainConfig(validation_size=1000, train_limit=3000, line_spans=200)
+    train_split, val_split = data.training_splits(real_mnist, config)
+    plain_train, plain_val = data.training_splits(real_mnist, TrainConfig(
+        validation_size=1000, train_limit=3000))
+    assert len(train_split) == 3200
+    np.testing.assert_array_equal(val_split.images, plain_val.images)
+    np.testing.assert_array_equal(train_split.images[:3000], plain_train.images)
+
+
+def test_digits_that_give_no_spans_stop_with_a_data_error():
+    blank = data.Split(np.zeros((10, 28, 28), np.uint8), np.zeros(10, np.int32))
+    with pytest.raises(data.DataError, match="gave 0 of 5 span examples"):
+        spans.with_line_spans(blank, 5, seed=0)
