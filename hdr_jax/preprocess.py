@@ -70,6 +70,7 @@ STROKE, FAINT_STROKE = 0.15, 0.05
 # Line heights: a digit is at most `MAX_DIGIT_WIDTH` wide, pieces of ink closer than
 # `JOIN_GAP` may be one broken digit, and a piece is cut at up to `MAX_CUTS` places.
 MAX_DIGIT_WIDTH, JOIN_GAP, MAX_CUTS = 1.4, 0.3, 12
+SPACED_FROM = 0.45  # A piece is also cut evenly into k digits from k times this wide.
 EDGE_RUN = 0.4  # Of a side of the picture: what runs along it is beyond the sheet.
 
 
@@ -586,7 +587,7 @@ def _valleys(columns: np.ndarray, x0: int, x1: int, line_height: float) -> list[
                if inside[i] <= inside[i - 1] and inside[i] < inside[i + 1]
                and inside[i] < 0.6 * float(np.median(inside[inside > 0]))]
     spaced = [x0 + width * k // count for count in range(2, 5) for k in range(1, count)
-              if width >= 0.45 * count * line_height]
+              if width >= SPACED_FROM * count * line_height]
     interior: list[int] = []
     gap = max(2, int(0.12 * line_height))
     for x in sorted(valleys, key=lambda x: columns[x]) + spaced:  # Deepest valleys first.

@@ -77,11 +77,11 @@ def test_touching_digits_are_read_apart(shipped_checkpoint, real_mnist):
 @pytest.mark.slow
 def test_hard_numbers_report_set(shipped_checkpoint):
     """The labelled report set (tests/data/hard_numbers, made by bench/hard_numbers.py): what
-    BENCHMARKS reports, 113 of 200 exactly right, held to within two."""
+    BENCHMARKS reports, 131 of 200 exactly right, held to within two."""
     recognizer = Recognizer(Predictor.from_checkpoint(shipped_checkpoint))
     counts = failure_kinds(recognizer, read_report_set(REPORT_SET))
     assert sum(counts.values()) == 200
-    assert counts["right"] >= 111, counts
+    assert counts["right"] >= 129, counts
 
 
 @pytest.mark.parametrize("kind", FRAMES)
