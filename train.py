@@ -50,9 +50,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="export: where to write the inference checkpoint")
     p.add_argument("--select", choices=["final", "best"], default="final",
                    help="export: the final checkpoint, or the best by validation accuracy")
-    p.add_argument("--batch-stats", choices=["precise", "running"], default="precise",
+    p.add_argument("--batch-stats", choices=["precise", "precise-digits", "running"],
+                   default="precise",
                    help="export: re-estimate BatchNorm statistics on the clean training images "
-                        "(precise BN), or keep the running averages from training")
+                        "(precise BN), on its MNIST digits alone (without --line-spans "
+                        "examples), or keep the running averages from training")
     p.add_argument("--report-dir", help="evaluate: write report PNGs and JSON here")
     p.add_argument("--tta", action="store_true",
                    help="evaluate: average over the image and its 1-pixel shifts")

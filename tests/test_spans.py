@@ -1,5 +1,6 @@
 """Training examples cut from written lines the way the number reader cuts them."""
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -77,3 +78,15 @@ def test_digits_that_give_no_spans_stop_with_a_data_error():
     blank = data.Split(np.zeros((10, 28, 28), np.uint8), np.zeros(10, np.int32))
     with pytest.raises(data.DataError, match="gave 0 of 5 span examples"):
         spans.with_line_spans(blank, 5, seed=0)
+
+
+def test_precise_bn_averages_over_the_whole_training_split_or_its_digits_alone(real_mnist):
+    from hdr_jax.evaluate import precise_bn_images
+
+    config = TrainConfig(validation_size=1000, train_limit=3000, line_spans=200)
+    digits, _ = data.training_splits(real_mnist, dataclasses.replace(config, line_spans=0))
+    np.testing.assert_array_equal(precise_bn_images(real_mnist, config, "precise-digits"),
+                                  digits.images)
+    everything = precise_bn_images(real_mnist, config, "precise")
+    assert len(everything) == 3200
+    np.testing.assert_array_equal(everything[:3000], digits.images)
