@@ -7,6 +7,7 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --sweep [--numbers 600]
   python bench/hard_numbers.py --data-dir DIR --misses FOLDER [--numbers 400]
+  python bench/hard_numbers.py --data-dir DIR --follow-strokes ...   # cuts along the strokes
   python bench/hard_numbers.py --data-dir DIR --report-set ... --library ../old
 
 `--library DIR` reads the same uploads with the pipeline of another checkout (e.g.
@@ -191,6 +192,8 @@ def main() -> None:
     p.add_argument("--report-size", type=int, default=200)
     p.add_argument("--sweep", action="store_true", help="choose LineCosts on the tuning set")
     p.add_argument("--library", help="read with the pipeline of this checkout instead")
+    p.add_argument("--follow-strokes", action="store_true",
+                   help="cut inside pieces along the least ink (preprocess.FOLLOW_STROKES)")
     p.add_argument("--misses", type=Path,
                    help="write the tuning numbers read wrong, and why, to this folder")
     args = p.parse_args()
@@ -198,7 +201,9 @@ def main() -> None:
     if args.write_report_set:
         write_report_set(test, args.write_report_set, args.report_size)
         return
-    header(f"hard uploads, read by {Path(preprocess.__file__).parents[1]}")
+    preprocess.FOLLOW_STROKES = args.follow_strokes
+    header(f"hard uploads, read by {Path(preprocess.__file__).parents[1]}"
+           + (", cuts along the strokes" if args.follow_strokes else ""))
     recognizer = Recognizer(Predictor.from_checkpoint(checkpoint_path()))
     print(f"  {'written numbers, 2-8 digits':<34}{'exact':>9}{'count':>8}{'digit':>8}"
           f"{'refused':>8}{'of':>7}")

@@ -10,10 +10,12 @@ digits cut by the reader itself, each labelled with the digit it holds or "no di
 (`hdr_jax/spans.py`, the `--line-spans` training option); `parts`, the same with the spans
 that hold part of one digit labelled "no digit" too, and the reader cutting pieces evenly
 from 0.3 line heights per digit instead of 0.45 (halves of digits offered, and doubted),
-while it trains and while it reads. Each is exported as we ship models and reads the tuning
+while it trains and while it reads; `strokes`, the `spans` examples cut and read along the
+strokes (`preprocess.FOLLOW_STROKES`). Each is exported as we ship models and reads the tuning
 generator's numbers (the report set stays closed) and the test set.
 
-  python bench/pair_doubt.py --data-dir DIR [--epochs 6] [--variants mnist pairs spans parts]
+  python bench/pair_doubt.py --data-dir DIR [--epochs 6]
+      [--variants mnist pairs spans parts strokes]
       [--pairs 6000] [--line-spans 12000] [--numbers 500]
 """
 
@@ -56,14 +58,24 @@ def parts_as_no_digit():
 
     label = spans.span_label
 
-    def with_parts(x0, x1, placed):
-        which = label(x0, x1, placed)
-        inside = [cols[max(0, x0 - at):max(0, x1 - at)].sum() / cols.sum() for at, cols in placed]
+    def with_parts(left, right, placed):
+        which = label(left, right, placed)
+        inside = [spans.ink_between(left, right, *digit) / digit[2].sum() for digit in placed]
         return spans.NO_DIGIT if which is None and sorted(inside)[-2] < 0.1 else which
 
     with mock.patch.object(spans, "span_label", with_parts), \
             mock.patch.object(preprocess, "SPACED_FROM", 0.3):
         yield
+
+
+def variant_context(variant: str) -> contextlib.AbstractContextManager:
+    from hdr_jax import preprocess
+
+    if variant == "parts":
+        return parts_as_no_digit()
+    if variant == "strokes":
+        return mock.patch.object(preprocess, "FOLLOW_STROKES", True)
+    return contextlib.nullcontext()
 
 
 def train_and_export(dataset, epochs: int, data_dir: str, out: Path, line_spans: int = 0
@@ -85,7 +97,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--pairs", type=int, default=6000)
     p.add_argument("--line-spans", type=int, default=12000)
-    p.add_argument("--variants", nargs="+", choices=["mnist", "pairs", "spans", "parts"],
+    p.add_argument("--variants", nargs="+",
+                   choices=["mnist", "pairs", "spans", "parts", "strokes"],
                    default=["mnist", "pairs", "spans"])
     p.add_argument("--keep", help="keep the exported models in this folder")
     p.add_argument("--numbers", type=int, default=500)
@@ -110,12 +123,13 @@ def main() -> None:
     numbers = make_numbers(mnist.test, args.numbers, 0, TUNING_DIGITS, unseen=False)
     variants = {"mnist": ("MNIST", mnist, 0), "pairs": ("MNIST + pairs as no digit", with_pairs, 0),
                 "spans": ("MNIST + line spans", mnist, args.line_spans),
-                "parts": ("MNIST + line spans, parts", mnist, args.line_spans)}
+                "parts": ("MNIST + line spans, parts", mnist, args.line_spans),
+                "strokes": ("MNIST + line spans, strokes", mnist, args.line_spans)}
     with tempfile.TemporaryDirectory() as scratch:
         for folder in args.variants:
             name, dataset, line_spans = variants[folder]
             model = Path(args.keep or scratch) / folder
-            with parts_as_no_digit() if folder == "parts" else contextlib.nullcontext():
+            with variant_context(folder):
                 accuracy = train_and_export(dataset, args.epochs, args.data_dir, model,
                                             line_spans)
                 counts = failure_kinds(Recognizer(Predictor.from_checkpoint(model)), numbers)

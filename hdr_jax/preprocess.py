@@ -71,6 +71,9 @@ STROKE, FAINT_STROKE = 0.15, 0.05
 # `JOIN_GAP` may be one broken digit, and a piece is cut at up to `MAX_CUTS` places.
 MAX_DIGIT_WIDTH, JOIN_GAP, MAX_CUTS = 1.4, 0.3, 12
 SPACED_FROM = 0.45  # A piece is also cut evenly into k digits from k times this wide.
+# Cut inside a piece along the least ink (a path from top to bottom) instead of straight down.
+# An experiment (`bench/hard_numbers.py --follow-strokes`), not in the page: off.
+FOLLOW_STROKES = False
 EDGE_RUN = 0.4  # Of a side of the picture: what runs along it is beyond the sheet.
 
 
@@ -638,7 +641,8 @@ def number_line(image: Decoded | np.ndarray, look_inside: int = 2) -> NumberLine
     ink = _keep_digit_components(ink_map(work, ink, region))
     cuts, pieces, spans, line_height = segment_number(ink)
     size = (round(w * scale), round(h * scale))
-    digits = {(i, j): digit_between(ink, cuts[i], cuts[j], factor * scale, size)
+    paths = cut_paths(ink, cuts, pieces, line_height)
+    digits = {(i, j): digit_between(ink, paths[i], paths[j], factor * scale, size)
               for i, j in spans}
     # A span holding no ink (a gap) is no digit; each piece holds ink, so a path remains.
     return NumberLine(len(cuts), tuple(pieces),
@@ -646,15 +650,63 @@ def number_line(image: Decoded | np.ndarray, look_inside: int = 2) -> NumberLine
                       line_height * factor * scale)
 
 
-def digit_between(ink: np.ndarray, x0: int, x1: int, factor: float, size: tuple[int, int]
-                   ) -> Digit | None:
-    """The ink between columns x0 and x1 as one digit, or None where there is none."""
-    piece = ink[:, x0:x1]
+def digit_between(ink: np.ndarray, left: int | np.ndarray, right: int | np.ndarray,
+                  factor: float, size: tuple[int, int]) -> Digit | None:
+    """The ink between two cuts as one digit, or None where there is none. A cut is a column,
+    or a column per row (a path along the least ink, `cut_paths`)."""
+    if np.ndim(left) == 0 and np.ndim(right) == 0:
+        x0, x1 = int(left), int(right)
+        piece = ink[:, x0:x1]
+    else:
+        left = np.broadcast_to(left, ink.shape[:1])[:, None]
+        right = np.broadcast_to(right, ink.shape[:1])[:, None]
+        x0, x1 = int(left.min()), int(right.max())
+        columns = np.arange(x0, x1)[None, :]
+        piece = np.where((columns >= left) & (columns < right), ink[:, x0:x1], 0.0)
     ys, xs = np.nonzero(piece > 0)
     if ys.size == 0:
         return None
     box = _scale_box((x0 + xs.min(), ys.min(), x0 + xs.max() + 1, ys.max() + 1), factor, *size)
     return Digit(to_mnist(piece), box)
+
+
+def cut_paths(ink: np.ndarray, cuts: list[int], pieces: list[int], line_height: float
+              ) -> list[int | np.ndarray]:
+    """Where each cut runs: its column; with `FOLLOW_STROKES`, a cut inside a piece is a path
+    from top to bottom through the least ink, within 0.3 line heights of its column and
+    half-way to the next cuts (so paths never cross). Touching digits seldom meet along a
+    vertical line."""
+    paths: list[int | np.ndarray] = list(cuts)
+    if not FOLLOW_STROKES:
+        return paths
+    for k in range(1, len(cuts) - 1):
+        if k in pieces:
+            continue
+        reach = int(min(0.3 * line_height, (cuts[k] - cuts[k - 1]) / 2,
+                        (cuts[k + 1] - cuts[k]) / 2))
+        if reach >= 1:
+            paths[k] = _least_ink_path(ink, cuts[k], reach)
+    return paths
+
+
+def _least_ink_path(ink: np.ndarray, column: int, reach: int) -> np.ndarray:
+    """Dynamic programming down the rows: one column per row within `reach` of `column`,
+    moving at most one column a row, the least ink crossed (a step aside and distance from
+    `column` cost a little, so on paper the path runs straight)."""
+    xs = np.arange(column - reach, column + reach + 1)
+    band = ink[:, xs[0]:xs[-1] + 1] + 0.02 * np.abs(xs - column)
+    cost = band[0].copy()
+    moves = np.zeros(band.shape, np.int8)
+    for y in range(1, band.shape[0]):
+        options = np.stack([np.r_[np.inf, cost[:-1]] + 0.05, cost, np.r_[cost[1:], np.inf] + 0.05])
+        moves[y] = options.argmin(0) - 1
+        cost = options.min(0) + band[y]
+    path = np.empty(band.shape[0], np.int64)
+    i = int(cost.argmin())
+    for y in range(band.shape[0] - 1, -1, -1):
+        path[y] = xs[i]
+        i += moves[y, i]
+    return path
 
 
 def preprocess_number(image: Decoded | np.ndarray) -> list[Digit]:

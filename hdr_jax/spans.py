@@ -26,9 +26,10 @@ TOUCHING = 0.5  # How often a gap between neighbours is a touch or an overlap.
 
 
 def write_line(digits: np.ndarray, rng: np.random.Generator
-               ) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+               ) -> tuple[np.ndarray, list[tuple[int, int, np.ndarray]]]:
     """uint8 [n, 28, 28] digits -> one line of ink (float [h, w], MNIST polarity) and, per
-    digit, its first column and ink per column (what each span holds of it)."""
+    digit, where it lies (first column, first row) and its own ink (what each span holds of
+    it)."""
     height = int(rng.integers(30, 72))
     pieces = []
     for d in digits:
@@ -47,16 +48,18 @@ def write_line(digits: np.ndarray, rng: np.random.Generator
         top = int(height * 0.15) + int(rng.integers(-height // 12, height // 12 + 1))
         region = line[top:top + height, x:x + piece.shape[1]]
         np.maximum(region, piece[:region.shape[0]], out=region)
-        placed.append((x, piece.sum(0)))
+        placed.append((x, top, piece[:region.shape[0]]))
         x += piece.shape[1] + gap
     return line, placed
 
 
-def span_label(x0: int, x1: int, placed: list[tuple[int, np.ndarray]]) -> int | None:
-    """What the columns [x0, x1) of a line hold: a digit's index in the line, `NO_DIGIT`
-    (most of two digits), or None (neither: part of one digit)."""
-    inside = np.array([cols[max(0, x0 - at):max(0, x1 - at)].sum() for at, cols in placed])
-    share = inside / np.array([cols.sum() for _, cols in placed])
+def span_label(left: int | np.ndarray, right: int | np.ndarray,
+               placed: list[tuple[int, int, np.ndarray]]) -> int | None:
+    """What a line holds between two cuts (columns, or a column per row of the line): a
+    digit's index in the line, `NO_DIGIT` (most of two digits), or None (neither: part of one
+    digit)."""
+    inside = np.array([ink_between(left, right, *digit) for digit in placed])
+    share = inside / np.array([ink.sum() for _, _, ink in placed])
     main = int(share.argmax())
     if share[main] >= WHOLE and inside.sum() - inside[main] <= INTRUSION * inside[main]:
         return main
@@ -65,18 +68,29 @@ def span_label(x0: int, x1: int, placed: list[tuple[int, np.ndarray]]) -> int | 
     return None
 
 
+def ink_between(left: int | np.ndarray, right: int | np.ndarray, x: int, top: int,
+                ink: np.ndarray) -> float:
+    """How much of a digit's `ink`, placed at column `x` and row `top`, lies between the cuts."""
+    h, w = ink.shape
+    rows = lambda cut: (np.broadcast_to(cut, (h,)) if np.ndim(cut) == 0
+                        else np.asarray(cut)[top:top + h])[:, None] - x
+    columns = np.arange(w)[None, :]
+    return float(ink[(columns >= rows(left)) & (columns < rows(right))].sum())
+
+
 def line_examples(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator
                   ) -> tuple[list[np.ndarray], list[int]]:
     """Every span the reader considers in one written line, as (28x28 uint8, label)."""
     line, placed = write_line(digits, rng)
     try:
-        cuts, _, spans, _ = preprocess.segment_number(line)
+        cuts, pieces, spans, line_height = preprocess.segment_number(line)
     except preprocess.NoDigitFound:  # Digits with no ink (not MNIST): nothing to cut.
         return [], []
+    paths = preprocess.cut_paths(line, cuts, pieces, line_height)  # As the reader cuts.
     images, targets = [], []
     for i, j in spans:
-        which = span_label(cuts[i], cuts[j], placed)
-        digit = preprocess.digit_between(line, cuts[i], cuts[j], 1.0, line.shape[::-1])
+        which = span_label(paths[i], paths[j], placed)
+        digit = preprocess.digit_between(line, paths[i], paths[j], 1.0, line.shape[::-1])
         if which is None or digit is None:
             continue
         images.append(np.round(digit.image * 255).astype(np.uint8))

@@ -244,3 +244,25 @@ def test_real_digits_and_numbers_are_not_refused_as_patterns(real_mnist):
     for _ in range(40):
         digits = [images[i] for i in rng.integers(0, len(images), int(rng.integers(2, 7)))]
         preprocess.preprocess_number(preprocess.decode(number_upload(digits, rng)))
+
+
+def test_a_cut_along_the_strokes_follows_the_gap_that_a_column_would_cross():
+    ink = np.zeros((60, 80), np.float32)
+    for y in range(60):  # Two strokes slanting right, 8 columns apart, a vertical cut crosses.
+        ink[y, 20 + y // 4: 24 + y // 4] = 1.0
+        ink[y, 32 + y // 4: 36 + y // 4] = 1.0
+    path = preprocess._least_ink_path(ink, 36, 10)
+    assert ink[:, 36].sum() > 0  # The straight cut would take ink from both strokes...
+    assert ink[np.arange(60), path].sum() == 0  # ... the path takes none.
+    assert np.all(np.abs(np.diff(path)) <= 1)
+    left = preprocess.digit_between(ink, 0, path, 1.0, (80, 60))
+    right = preprocess.digit_between(ink, path, 80, 1.0, (80, 60))
+    assert left.box == (20, 0, 38, 60) and right.box == (32, 0, 50, 60)
+
+
+def test_a_straight_path_cuts_as_its_column_does():
+    ink = np.asarray(Image.fromarray(_stroke_digit(dark_on_light=False)), np.float32) / 255
+    column = preprocess.digit_between(ink, 190, 260, 1.0, (300, 200))
+    path = preprocess.digit_between(ink, np.full(200, 190), np.full(200, 260), 1.0, (300, 200))
+    assert column.box == path.box
+    np.testing.assert_array_equal(column.image, path.image)

@@ -10,7 +10,7 @@ from hdr_jax import data, preprocess, spans
 from hdr_jax.config import TrainConfig
 
 # Two digits of ink 10 columns wide, at columns 0-9 and 12-21, one unit of ink per column.
-TWO_DIGITS = [(0, np.ones(10)), (12, np.ones(10))]
+TWO_DIGITS = [(0, 0, np.ones((1, 10))), (12, 0, np.ones((1, 10)))]
 
 
 @pytest.mark.parametrize("x0, x1, expected", [
@@ -23,6 +23,15 @@ TWO_DIGITS = [(0, np.ones(10)), (12, np.ones(10))]
 ])
 def test_a_span_is_the_digit_it_holds_no_digit_for_two_and_none_for_a_part(x0, x1, expected):
     assert spans.span_label(x0, x1, TWO_DIGITS) == expected
+
+
+def test_a_span_between_paths_counts_the_ink_row_by_row():
+    # Two rows; the cut runs at column 12 in the first row and 16 in the second: the second
+    # digit's first four columns of the second row fall on the first digit's side.
+    placed = [(0, 0, np.ones((2, 10))), (12, 0, np.ones((2, 10)))]
+    assert spans.span_label(0, np.array([12, 16]), placed) == 0  # 4 units of 20: a sliver.
+    assert spans.span_label(np.array([12, 16]), 22, placed) is None  # 16 of 20: not whole.
+    assert spans.span_label(np.array([12, 14]), 22, placed) == 1  # 18 of 20: whole.
 
 
 def test_the_spans_between_pieces_of_a_line_with_gaps_are_its_digits_in_order(
