@@ -163,6 +163,7 @@ def _run(args: argparse.Namespace, config: TrainConfig) -> None:
                                   args.select, args.batch_stats)
         _print_json({"exported": args.out, "step": summary["selected_step"],
                      "batch_stats": args.batch_stats, "val_accuracy": summary["val_accuracy"],
+                     "val_loss": summary["val_loss"],
                      "accuracy": summary["test_accuracy"],
                      "browser_model": summary["browser_model"]})
     else:

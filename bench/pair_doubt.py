@@ -118,7 +118,8 @@ def main() -> None:
     pairs = touching_pairs(mnist.train, args.pairs)
     with_pairs = data.Mnist(data.Split(np.concatenate([mnist.train.images, pairs]),
                                        np.concatenate([mnist.train.labels,
-                                                       np.full(len(pairs), 10, np.int32)])),
+                                                       np.full(len(pairs), data.NUM_CLASSES,
+                                                               np.int32)])),
                             mnist.test, mnist.source + " + touching pairs")
     numbers = make_numbers(mnist.test, args.numbers, 0, TUNING_DIGITS, unseen=False)
     variants = {"mnist": ("MNIST", mnist, 0), "pairs": ("MNIST + pairs as no digit", with_pairs, 0),

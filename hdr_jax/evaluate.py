@@ -284,6 +284,7 @@ def _export_summary(run: RestoredRun, workdir: Path, mnist: data.Mnist, report: 
                                           "the line spans (precise BN)",
                         "running": "running averages from training"}[batch_stats],
         "val_accuracy": val_report["accuracy"] if val_report else None,
+        "val_loss": val_report["loss"] if val_report else None,
         "config": run.config.to_dict(),
         "train_command": command.read_text().strip() if command.is_file() else None,
         "data_source": mnist.source, "data_sha256": mnist.checksum(),

@@ -654,20 +654,26 @@ def digit_between(ink: np.ndarray, left: int | np.ndarray, right: int | np.ndarr
                   factor: float, size: tuple[int, int]) -> Digit | None:
     """The ink between two cuts as one digit, or None where there is none. A cut is a column,
     or a column per row (a path along the least ink, `cut_paths`)."""
-    if np.ndim(left) == 0 and np.ndim(right) == 0:
-        x0, x1 = int(left), int(right)
-        piece = ink[:, x0:x1]
-    else:
-        left = np.broadcast_to(left, ink.shape[:1])[:, None]
-        right = np.broadcast_to(right, ink.shape[:1])[:, None]
-        x0, x1 = int(left.min()), int(right.max())
-        columns = np.arange(x0, x1)[None, :]
-        piece = np.where((columns >= left) & (columns < right), ink[:, x0:x1], 0.0)
+    x0, x1 = int(np.min(left)), int(np.max(right))
+    piece = ink[:, x0:x1]
+    if np.ndim(left) or np.ndim(right):  # Paths: keep only what lies between them.
+        piece = np.where(between_cuts(left, right, slice(0, ink.shape[0]), x0, x1), piece, 0.0)
     ys, xs = np.nonzero(piece > 0)
     if ys.size == 0:
         return None
     box = _scale_box((x0 + xs.min(), ys.min(), x0 + xs.max() + 1, ys.max() + 1), factor, *size)
     return Digit(to_mnist(piece), box)
+
+
+def between_cuts(left: int | np.ndarray, right: int | np.ndarray, rows: slice, x0: int,
+                 x1: int) -> np.ndarray:
+    """bool [rows, x1 - x0]: which pixels of those rows and columns [x0, x1) of a line lie
+    between two cuts (columns, or a column per row of the line)."""
+    def per_row(cut):
+        return (np.asarray(cut)[rows] if np.ndim(cut) else np.full(rows.stop - rows.start, cut)
+                )[:, None]
+    columns = np.arange(x0, x1)[None, :]
+    return (columns >= per_row(left)) & (columns < per_row(right))
 
 
 def cut_paths(ink: np.ndarray, cuts: list[int], pieces: list[int], line_height: float

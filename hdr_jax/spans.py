@@ -72,10 +72,7 @@ def ink_between(left: int | np.ndarray, right: int | np.ndarray, x: int, top: in
                 ink: np.ndarray) -> float:
     """How much of a digit's `ink`, placed at column `x` and row `top`, lies between the cuts."""
     h, w = ink.shape
-    rows = lambda cut: (np.broadcast_to(cut, (h,)) if np.ndim(cut) == 0
-                        else np.asarray(cut)[top:top + h])[:, None] - x
-    columns = np.arange(w)[None, :]
-    return float(ink[(columns >= rows(left)) & (columns < rows(right))].sum())
+    return float(ink[preprocess.between_cuts(left, right, slice(top, top + h), x, x + w)].sum())
 
 
 def line_examples(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator

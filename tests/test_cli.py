@@ -110,6 +110,7 @@ def test_train_export_evaluate_round_trip(tmp_path):
     assert "precise" in metrics["batch_stats"]
     printed = json.loads(exported.stdout.strip().splitlines()[-1])
     assert printed["accuracy"] == metrics["test_accuracy"]
+    assert printed["val_loss"] == metrics["val_loss"] > 0
     # The browser's copy of the model is written beside the checkpoint.
     assert printed["browser_model"] == str(tmp_path / "ck" / "model.onnx")
     assert (tmp_path / "ck" / "model.onnx").stat().st_size > 10_000
