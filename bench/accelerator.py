@@ -1,25 +1,28 @@
-"""Everything a lent accelerator session measures, in one run (about 7 minutes on an H200 before
-the test suite; BENCHMARKS.md, "Accelerator run"):
+"""Everything a lent accelerator session measures, in one run (BENCHMARKS.md, "Accelerator run").
 
+The core, meant to fit 5 minutes on one GPU:
 1. versions, the device, and whether every installed dependency is inside pyproject's ranges;
-2. loop efficiency (`bench/loop_efficiency.py`): the real loop against the bare step, mesh and
-   pmap, with the loop's own steps per dispatch and with one;
-3. the bare step's images/s by batch in float32 and bfloat16 (scaling on paper, `scaling.py`);
-4. time to 99.0% / 99.5% test accuracy, each run as a user runs it (`python train.py --preset
-   NAME`): the fast preset with an empty persistent compilation cache (cold) and filled (warm),
-   fast-preset candidates judged on the validation split alone, the fast preset in bfloat16 and
-   with `--deterministic`, and the default preset (then exported, as we ship it);
-5. the same architecture's PyTorch step on the same device (when PyTorch is installed);
-6. optionally the accelerator's tests and the fast test suite on this machine (`--pytest`);
-7. optionally a `jax.profiler` trace of the loop and the device's busy share (`--trace`).
+2. loop efficiency (`bench/loop_efficiency.py`): the real loop against the bare step (one
+   behind, and every step queued), mesh and pmap, batch 128 and 1,024, the loop's own chunks
+   of steps and one step per dispatch with many in flight;
+3. time to 99.0% / 99.5% test accuracy, each run as a user runs it (`python train.py --preset
+   NAME`): the fast preset with an empty persistent compilation cache (cold) and filled
+   (warm), and the default recipe as shipped (all 60,000 images, then exported);
+4. the same architecture's PyTorch step on the same device (when PyTorch is installed).
+
+Then, each while `--deadline` leaves time: more seeds of the default recipe (`--seeds N`), the
+accelerator's tests and the fast test suite (`--pytest`), fast-preset candidates chosen on the
+validation split (`--candidates`), and bfloat16, `--deterministic`, the bare step by batch and
+scaling on paper (`--full`); with `--trace`, a `jax.profiler` trace of the loop first.
 
 Each phase is kept apart: one that fails is reported and the others still run (a lent GPU
 session has one try). `--record FILE` appends every phase's JSON as it ends. The run ends with
 a dated Markdown section for BENCHMARKS.md (appended to `--append FILE`).
 
-  python bench/accelerator.py --data-dir DIR [--append FILE] [--record FILE] [--pytest]
-                              [--deadline SECONDS] [--trace FOLDER]
-  python bench/accelerator.py --smoke    # end to end on tiny random data (any CPU, ~3 min)
+  python bench/accelerator.py --data-dir DIR [--append FILE] [--record FILE] [--seeds N]
+                              [--pytest] [--candidates] [--full] [--deadline SECONDS]
+                              [--trace FOLDER]
+  python bench/accelerator.py --smoke --pytest --candidates --full  # any CPU, tiny random data
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
@@ -163,23 +167,29 @@ def torch_rates(batches: list[int], steps: int) -> dict[int, float] | None:
 
 
 def run_pytest(timeout: float) -> str:
-    """The accelerator's own tests (`HDR_TEST_ACCELERATOR=1 -m accelerator`), then the fast
+    """The accelerator's own tests (`HDR_TEST_ACCELERATOR=1 -m accelerator`) beside the fast
     suite, which runs on the CPU on every machine, in parallel where pytest-xdist is
     installed. Each process takes GPU memory as it needs it, not JAX's 75% up front."""
     import importlib.util
 
-    deadline = time.perf_counter() + timeout
-    workers = (["-n", str(max(1, min(8, (os.cpu_count() or 2) // 2)))]
+    workers = (["-n", str(max(1, (os.cpu_count() or 2) - 2))]
                if importlib.util.find_spec("xdist") else [])
     runs = {"accelerator tests": (["-m", "accelerator"], {"HDR_TEST_ACCELERATOR": "1"}),
             "fast suite": (["-m", "not slow and not browser", *workers], {})}
+    procs = {name: subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=subprocess_env(XLA_PYTHON_CLIENT_PREALLOCATE="false", **env))
+        for name, (args, env) in runs.items()}
+    deadline = time.perf_counter() + timeout
     results = []
-    for name, (args, env) in runs.items():
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               *args], cwd=ROOT, capture_output=True, text=True,
-                              env=subprocess_env(XLA_PYTHON_CLIENT_PREALLOCATE="false", **env),
-                              timeout=max(1.0, deadline - time.perf_counter()))
-        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    for name, proc in procs.items():
+        try:
+            out = proc.communicate(timeout=max(1.0, deadline - time.perf_counter()))[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out = proc.communicate()[0] + f"\ntimed out after {timeout:.0f} s"
+        lines = [line for line in out.splitlines() if line.strip()]
         failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
         results.append(f"{name}: " + "; ".join(
             [lines[-1] if lines else f"pytest exited {proc.returncode}", *failed]))
@@ -190,8 +200,18 @@ class Phases:
     """Runs the measurements one by one into `facts`; one that fails is recorded as an error
     and the rest still run. Each phase's JSON is printed (and appended to `record`)."""
 
-    def __init__(self, facts: dict, record: str | None):
-        self.facts, self.record = facts, record
+    def __init__(self, facts: dict, record: str | None, deadline: float = math.inf):
+        self.facts, self.record, self.deadline = facts, record, deadline
+        self.started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def left(self) -> float:
+        return self.deadline - self.elapsed()
+
+    def skipped(self, name: str) -> None:
+        self.facts.setdefault("errors", {})[name] = f"not run: {self.left():.0f} s left"
 
     def __call__(self, name: str, fn: Callable[[], object]) -> object:
         start = time.perf_counter()
@@ -210,8 +230,10 @@ class Phases:
 
 
 def measure(args: argparse.Namespace, data_dir: str, scratch: Path, phases: Phases) -> None:
+    """The core (the issue's <= 5 minutes): loop efficiency, the fast preset cold and warm,
+    the default recipe as shipped, PyTorch's step. Then, while the deadline allows, what the
+    flags ask for: more seeds of the default recipe, fast-preset candidates, the rest."""
     from bench import loop_efficiency as le
-    from bench import scaling
     from hdr_jax import data
     from hdr_jax.config import TrainConfig
 
@@ -220,40 +242,76 @@ def measure(args: argparse.Namespace, data_dir: str, scratch: Path, phases: Phas
     config = TrainConfig(batch_size=batch, epochs=3, validation_size=0,
                          train_limit=1024 if args.smoke else None, model=le.scaled_model(width))
     large = dataclasses.replace(config, batch_size=4 * batch if args.smoke else 1024)
+    # One step per dispatch with many in flight, against the auto chunks of the loop.
     single = dataclasses.replace(config, steps_per_dispatch=1)
     if args.trace:
         phases("loop_trace", lambda: le.trace_loop("mesh", config, dataset, args.trace))
     phases("loop", lambda: [le.measure("mesh", config, dataset, steps),
-                            le.measure("pmap", config, dataset, steps),
                             le.measure("mesh", single, dataset, steps),
+                            le.measure("pmap", config, dataset, steps),
                             le.measure("mesh", large, dataset, steps // 4)])
     extra = SMOKE_FLAGS if args.smoke else []
     cache = str(scratch / "xla-cache")
     fast = ["--preset", "fast"]
-    runs = [("fast preset, cold compilation cache", fast, False),
-            ("fast preset, warm compilation cache", fast, False),
-            *((label, [*fast, *flags], False) for label, flags in FAST_CANDIDATES.items()),
-            ("default preset, exported", ["--preset", "default"], True),
-            ("fast preset, bfloat16", [*fast, "--compute-dtype", "bfloat16"], False),
-            ("fast preset, --deterministic", [*fast, "--deterministic"], False)]
     phases.facts["runs"] = []
-    for label, flags, export in runs:
-        run = phases(label, lambda label=label, flags=flags, export=export: train_run(
-            label, data_dir, cache, [*flags, *extra], export))
-        if run:
-            phases.facts["runs"].append(run)
-    # The preset as it stands (its warm run) and its variations; test accuracy is not used.
-    candidates = [r for r in phases.facts["runs"] if r["label"] == runs[1][0]
-                  or r["label"] in FAST_CANDIDATES]
-    phases.facts["fast_choice"] = choose_fast(candidates)
+
+    def run(label: str, flags: list[str], export: bool = False) -> None:
+        result = phases(label, lambda: train_run(label, data_dir, cache, [*flags, *extra],
+                                                 export))
+        if result:
+            phases.facts["runs"].append(result)
+
+    run("fast preset, cold compilation cache", fast)
+    run("fast preset, warm compilation cache", fast)
+    run(default_label(0), default_flags(0), export=True)
+    phases("torch_images_per_s", lambda: torch_rates([batch, large.batch_size], steps // 5))
+    phases.facts["core_seconds"] = round(phases.elapsed(), 1)
+    for seed in range(1, args.seeds):
+        if phases.left() > 60:
+            run(default_label(seed), default_flags(seed), export=True)
+    if args.pytest:
+        if phases.left() > 60:
+            phases("pytest", lambda: run_pytest(phases.left() - 10))
+        else:
+            phases.skipped("pytest")
+    if args.candidates:
+        for label, flags in FAST_CANDIDATES.items():
+            if phases.left() > 45:
+                run(label, [*fast, *flags])
+        # The preset as it stands (its warm run) and its variations; never test accuracy.
+        candidates = [r for r in phases.facts["runs"] if r["label"] in FAST_CANDIDATES
+                      or r["label"] == "fast preset, warm compilation cache"]
+        phases.facts["fast_choice"] = choose_fast(candidates)
+    if args.full:
+        full_extras(args, batch, data_dir, cache, extra, phases, run)
+
+
+def default_flags(seed: int) -> list[str]:
+    # The shipped checkpoint's recipe: the default preset on all 60,000 images, exported.
+    return ["--preset", "default", "--validation-size", "0", "--seed", str(seed)]
+
+
+def default_label(seed: int) -> str:
+    return f"default recipe as shipped (60,000 images), seed {seed}"
+
+
+def full_extras(args, batch, data_dir, cache, extra, phases, run) -> None:
+    """Measured once already (BENCHMARKS.md, session 7): bfloat16, --deterministic, the bare
+    step's rates by batch and dtype, and scaling on paper."""
+    from bench import scaling
+
+    for label, flags in (("fast preset, bfloat16", ["--compute-dtype", "bfloat16"]),
+                         ("fast preset, --deterministic", ["--deterministic"])):
+        if phases.left() > 45:
+            run(label, ["--preset", "fast", *flags])
     batches = [32, 64] if args.smoke else [128, 512, 1024, 2048]
-    phases("step_rates", lambda: {dtype: scaling.measured_rates(batches, 5 if args.smoke else 50,
-                                                                dtype)
-                                  for dtype in ("float32", "bfloat16")})
+    if phases.left() > 90:
+        phases("step_rates", lambda: {
+            dtype: scaling.measured_rates(batches, 5 if args.smoke else 50, dtype)
+            for dtype in ("float32", "bfloat16")})
     if "step_rates" in phases.facts:
         phases("scaling", lambda: scaling.predict(phases.facts["step_rates"]["float32"],
                                                   scaling.allreduce_bytes(), 8, 450.0, 30.0))
-    phases("torch_images_per_s", lambda: torch_rates([batch, large.batch_size], steps // 5))
 
 
 def main() -> None:
@@ -262,14 +320,20 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="tiny random data: checks it all runs")
     p.add_argument("--append", help="append the Markdown section to this file")
     p.add_argument("--record", help="append each phase's JSON to this file as it ends")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="runs of the default recipe (seeds 0..N-1); those after the first "
+                        "only while the deadline allows")
     p.add_argument("--pytest", action="store_true", help="also run the fast test suite")
+    p.add_argument("--candidates", action="store_true",
+                   help="also train the fast preset's candidates and choose on validation")
+    p.add_argument("--full", action="store_true",
+                   help="also bfloat16, --deterministic, step rates by batch, scaling")
     p.add_argument("--trace", help="trace 2 epochs of the loop with jax.profiler into this "
                                    "folder (loop_trace.json.gz) and report the device's busy time")
     p.add_argument("--deadline", type=float, default=3600,
-                   help="seconds from the start for the whole run: the test suite gets what "
-                        "is left (a lent GPU session is short)")
+                   help="seconds from the start for the whole run: phases after the core run "
+                        "only while enough is left (a lent GPU session is short)")
     args = p.parse_args()
-    started = time.perf_counter()
     # JAX takes 75% of a GPU's memory up front; this process and each `train.py` it starts
     # (one at a time) take 35%, so both fit.
     os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.35")
@@ -280,7 +344,7 @@ def main() -> None:
 
     parallel.use_cpu_devices(parallel.cpu_device_count(os.cpu_count() or 1, 64))
     facts: dict = {"argv": sys.argv[1:]}
-    phases = Phases(facts, args.record)
+    phases = Phases(facts, args.record, args.deadline)
     phases("versions", versions)
     phases("requirements", requirements_met)
     with tempfile.TemporaryDirectory() as scratch:
@@ -297,11 +361,7 @@ def main() -> None:
             data_dir = str(data.write_idx_dir(Path(scratch) / "data",
                                               synthetic_dataset(2048, 512)))
         measure(args, data_dir, Path(scratch), phases)
-    left = int(args.deadline - (time.perf_counter() - started))
-    if args.pytest and left < 60:
-        facts.setdefault("errors", {})["pytest"] = f"not run: {left} s left of the deadline"
-    elif args.pytest:
-        phases("pytest", lambda: run_pytest(left))
+    facts["total_seconds"] = round(phases.elapsed(), 1)
     section = markdown(facts)
     print("\n" + section)
     if args.append:
@@ -331,15 +391,19 @@ def _loop_rows(facts: dict) -> list[str]:
     for eff in facts.get("loop") or []:
         queued = (f"; all steps queued: {eff['step_queued_images_per_s']:,}, "
                   f"**{eff['ratio_queued']:.2f}**" if "ratio_queued" in eff else "")
+        if "chunk_queued_images_per_s" in eff:
+            queued += f"; its chunks queued bare: {eff['chunk_queued_images_per_s']:,}"
         steps = f"{eff['steps_per_dispatch']} step" + "s" * (eff["steps_per_dispatch"] > 1)
         rows.append(f"| loop / bare step, {eff['strategy']}, batch {eff['batch_size']}, "
-                    f"{steps} per dispatch | "
+                    f"{steps} per dispatch, {eff.get('chunks_in_flight', 1)} in flight | "
                     f"{eff['loop_images_per_s']:,} / {eff['step_images_per_s']:,} images/s = "
                     f"**{eff['ratio']:.2f}**{queued} |")
     trace = facts.get("loop_trace") or {}
     if trace.get("device_events"):
         rows.append(f"| device busy between its first and last kernel, loop traced (mesh, 2 "
-                    f"epochs, {trace['window_ms']:,} ms) | **{trace['device_busy']:.0%}**; "
+                    f"epochs, {trace['window_ms']:,} ms) | {trace['device_busy']:.0%}; without "
+                    f"pauses over 0.1 s (compiling, evaluating): "
+                    f"**{trace.get('device_busy_between_pauses', 0):.0%}**; "
                     f"longest idle gaps {trace['largest_gaps_ms']} ms, "
                     f"{trace['gaps_over_100us']} over 0.1 ms |")
     rates = facts.get("step_rates") or {}
@@ -374,6 +438,12 @@ def _run_rows(facts: dict) -> list[str]:
                     + f"{run['final_test_accuracy']:.2%}"
                     + (f" (exported: {run['exported_test_accuracy']:.2%})"
                        if run["exported_test_accuracy"] is not None else "") + " |")
+    exported = [r["exported_test_accuracy"] for r in facts.get("runs", [])
+                if r["label"].startswith("default recipe as shipped")]
+    if exported:
+        rows.append(f"| default recipe as shipped, exported test accuracy over {len(exported)} "
+                    f"seed(s): mean (each) | **{statistics.mean(exported):.2%}** ("
+                    + ", ".join(f"{a:.2%}" for a in exported) + ") |")
     if "fast_choice" in facts:
         rows.append(f"| fast recipe chosen on validation (within {TRAINING_SECONDS_BUDGET} s "
                     f"of training) | {facts['fast_choice'] or 'none fits'} |")
@@ -389,6 +459,9 @@ def _other_rows(facts: dict) -> list[str]:
         ours = f" (JAX bare step {steps[batch] / rate:.2f}x)" if batch in steps else ""
         rows.append(f"| PyTorch eager step, same architecture, batch {batch} | "
                     f"{rate:,.0f} images/s{ours} |")
+    if "core_seconds" in facts:
+        rows.append(f"| this script: the core phases (versions to PyTorch) / all | "
+                    f"{facts['core_seconds']} s / {facts.get('total_seconds')} s |")
     if facts.get("pytest"):
         rows.append(f"| tests on this machine | {facts['pytest']} |")
     return rows

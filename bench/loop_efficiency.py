@@ -49,12 +49,12 @@ def synthetic_dataset(n_train: int = 60_000, n_test: int = 10_000, seed: int = 0
     return data.Mnist(split(n_train), split(n_test), "synthetic")
 
 
-def bare_step_rate(strategy, config, dataset, steps: int, in_flight: int = 1) -> float:
-    """Images/s of the compiled step dispatched `steps` times back to back, waiting only for
-    the step `in_flight` dispatches back: by default, as the loop does, for the one before
-    the step just queued, which is all an accelerator needs never to wait for the host
-    (XLA:CPU's emulated devices run slower, and can deadlock in their collectives, with
-    many steps queued)."""
+def bare_step_rate(strategy, config, dataset, steps: int, in_flight: int = 1,
+                   length: int = 1) -> float:
+    """Images/s of the compiled step dispatched `steps` times back to back (each dispatch
+    `length` steps in one `lax.scan`, as the loop's chunks), waiting only for the dispatch
+    `in_flight` back: by default for the one before the one just queued (XLA:CPU's emulated
+    devices run slower, and can deadlock in their collectives, with many steps queued)."""
     import collections
 
     import jax
@@ -63,7 +63,7 @@ def bare_step_rate(strategy, config, dataset, steps: int, in_flight: int = 1) ->
     from hdr_jax import data
 
     train_split, _ = data.training_splits(dataset, config)
-    step = train_stepper(strategy, config, train_split.images, train_split.labels)
+    step = train_stepper(strategy, config, train_split.images, train_split.labels, length)
     for _ in range(3):  # Compile; pmap compiles again once its own outputs come back in.
         jax.block_until_ready(step())
     queued = collections.deque()
@@ -73,7 +73,7 @@ def bare_step_rate(strategy, config, dataset, steps: int, in_flight: int = 1) ->
         if len(queued) > in_flight:
             jax.block_until_ready(queued.popleft())
     jax.block_until_ready(list(queued))
-    return steps * config.batch_size / (time.perf_counter() - start)
+    return steps * length * config.batch_size / (time.perf_counter() - start)
 
 
 def loop_rate(strategy, config, dataset) -> float:
@@ -92,7 +92,9 @@ def measure(strategy_name: str, config, dataset, steps: int) -> dict:
     """Loop and bare step on the same devices, the bare step measured on either side of the
     loop so that a drift of the machine shows in the ratio's range, not in its value. On an
     accelerator the bare step is also timed with every step queued before one wait at the
-    end (`step_queued_images_per_s`): the device's own pace, a stricter baseline."""
+    end (`step_queued_images_per_s`, the device's own pace and the stricter baseline), and so
+    are the loop's chunks of steps (`chunk_queued_images_per_s`: what one `lax.scan` of that
+    many steps costs against the same steps dispatched one by one)."""
     import jax
 
     from hdr_jax import parallel
@@ -103,15 +105,20 @@ def measure(strategy_name: str, config, dataset, steps: int) -> dict:
     loop = loop_rate(strategy, config, dataset)
     after = bare_step_rate(strategy, config, dataset, steps)
     step = (before + after) / 2
+    chunk = parallel.steps_per_dispatch(config.steps_per_dispatch, strategy)
     out = {"loop_images_per_s": round(loop), "step_images_per_s": round(step),
            "ratio": round(loop / step, 3), "step_before_after": [round(before), round(after)],
            "strategy": strategy_name, "batch_size": config.batch_size,
-           "steps_per_dispatch": parallel.steps_per_dispatch(config.steps_per_dispatch,
-                                                             strategy),
+           "steps_per_dispatch": chunk,
+           "chunks_in_flight": parallel.chunks_in_flight(chunk, strategy),
            "devices": strategy.num_devices, "device": jax.devices()[0].device_kind}
     if strategy.devices[0].platform != "cpu":
         queued = bare_step_rate(strategy, config, dataset, steps, in_flight=steps)
         out.update(step_queued_images_per_s=round(queued), ratio_queued=round(loop / queued, 3))
+        if chunk > 1:
+            dispatches = max(1, steps // chunk)
+            out["chunk_queued_images_per_s"] = round(bare_step_rate(
+                strategy, config, dataset, dispatches, in_flight=dispatches, length=chunk))
     return out
 
 
@@ -139,8 +146,12 @@ def trace_loop(strategy_name: str, config, dataset, folder: str | Path) -> dict:
     return device_busy(folder / "loop_trace.json.gz")
 
 
+PAUSE_US = 100_000
+
+
 def device_busy(trace: Path) -> dict:
-    """Busy share and idle gaps of the device streams in a Perfetto/Chrome trace."""
+    """Busy share and idle gaps of the device streams in a Perfetto/Chrome trace, over the
+    whole window and without the pauses over 100 ms (compiling, evaluating)."""
     import gzip
 
     with gzip.open(trace) as f:
@@ -159,9 +170,13 @@ def device_busy(trace: Path) -> dict:
         else:
             merged.append([start, end])
     window = merged[-1][1] - merged[0][0]
+    busy = sum(b - a for a, b in merged)
     gaps = sorted((b[0] - a[1] for a, b in itertools.pairwise(merged)), reverse=True)
+    # Gaps over 100 ms are compilation or evaluation, not the loop between two steps.
+    pauses = sum(g for g in gaps if g > PAUSE_US)
     return {"device_events": len(spans), "window_ms": round(window / 1e3, 1),
-            "device_busy": round(sum(b - a for a, b in merged) / window, 3),
+            "device_busy": round(busy / window, 3),
+            "device_busy_between_pauses": round(busy / (window - pauses), 3),
             "largest_gaps_ms": [round(g / 1e3, 2) for g in gaps[:5]],
             "gaps_over_100us": sum(g > 100 for g in gaps)}
 

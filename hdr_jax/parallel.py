@@ -95,8 +95,9 @@ class MeshStrategy:
             return jax.lax.scan(lambda s, _: one_step(s, images, labels, perm), state,
                                 length=length)
 
-        return jax.jit(chunk, static_argnums=4, donate_argnums=0,
-                       out_shardings=(self.replicated, self.replicated))
+        # The state is not donated: a state kept for a checkpoint stays valid while later
+        # chunks run (a few MB), so the device never waits for a save.
+        return jax.jit(chunk, static_argnums=4, out_shardings=(self.replicated, self.replicated))
 
     def compile_eval(self, eval_fn: Callable, batch_size: int) -> Callable:
         def fn(variables, images, labels, batch_index):
@@ -168,8 +169,8 @@ class PmapStrategy:
             return jax.lax.scan(lambda s, _: one_step(s, images, labels, perm, device), state,
                                 length=length)
 
-        pmapped = jax.pmap(chunk, axis_name=AXIS, donate_argnums=0, static_broadcasted_argnums=5,
-                           devices=self._pmap_devices)
+        pmapped = jax.pmap(chunk, axis_name=AXIS, static_broadcasted_argnums=5,
+                           devices=self._pmap_devices)  # Not donated, as under MeshStrategy.
         return lambda state, images, labels, perm, length: pmapped(
             state, images, labels, perm, self._device_index, length)
 
@@ -191,7 +192,8 @@ class PmapStrategy:
         return self.replicate(np.asarray(jax.random.permutation(key, n)))
 
     def fetch(self, tree: Any) -> Any:
-        return jax.tree.map(lambda x: np.asarray(x[0]), tree)
+        # The whole (tiny) array, then replica 0 on the host: the copy `prefetch` started.
+        return jax.tree.map(lambda x: np.asarray(x)[0], tree)
 
 
 Strategy = MeshStrategy | PmapStrategy
@@ -217,6 +219,28 @@ def steps_per_dispatch(requested: int, strategy: Strategy) -> int:
     if requested:
         return requested
     return 1 if strategy.devices[0].platform == "cpu" else 20
+
+
+# Steps an accelerator keeps queued while the host reads older metrics and saves
+# checkpoints: enough that neither leaves the device idle.
+STEPS_IN_FLIGHT = 160
+
+
+def chunks_in_flight(chunk: int, strategy: Strategy) -> int:
+    """Chunks the loop leaves queued before reading the oldest: one on CPU devices (XLA:CPU's
+    emulated devices can deadlock in their collectives with many steps queued), else enough
+    for `STEPS_IN_FLIGHT` steps."""
+    if strategy.devices[0].platform == "cpu":
+        return 1
+    return max(1, -(-STEPS_IN_FLIGHT // chunk))
+
+
+def prefetch(tree: Any) -> None:
+    """Starts copying a tree's arrays to the host as soon as the device has computed them, so
+    reading them later waits for nothing queued after them."""
+    for x in jax.tree.leaves(tree):
+        if isinstance(x, jax.Array) and x.is_fully_addressable:
+            x.copy_to_host_async()
 
 
 def cpu_device_count(cores: int, batch_size: int) -> int:

@@ -11,6 +11,7 @@ The steps themselves are pure functions in `steps.py`; evaluation lives in `eval
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import logging
@@ -45,11 +46,13 @@ class TrainingDiverged(RuntimeError):
 class ChunkPlan:
     """Chunks of `chunk` steps counted from each epoch's start (the last one shorter), so a
     run compiles at most a few chunk lengths; a checkpoint is due at the end of the first
-    chunk that reaches a multiple of `checkpoint_every`, and at every epoch's end."""
+    chunk that reaches a multiple of `checkpoint_every`, and at every epoch's end. The host
+    reads a chunk's metrics once `in_flight` newer chunks are queued behind it."""
 
     steps_per_epoch: int
     chunk: int
     checkpoint_every: int
+    in_flight: int = 1  # Chunks dispatched and not yet read, besides the newest.
 
     def chunks(self, start: int, end: int) -> Iterator[tuple[int, int]]:
         """[a, b) step ranges from `start` to `end`, both within one epoch."""
@@ -171,20 +174,32 @@ class EpochRunner:
 
     def _run_chunks(self, state: TrainState, perm: jax.Array, start: int, end: int,
                     sums: dict, bar: tqdm, t0: float) -> TrainState:
-        in_flight = None
+        """Dispatches the chunks and reads each one's metrics `plan.in_flight` chunks later, so
+        the device always has work queued. A checkpoint due after a chunk keeps that chunk's
+        state (states are not donated, so it stays valid) and is saved once every step up to
+        it has been checked, while later chunks run."""
+        in_flight: collections.deque = collections.deque()
+        due: collections.deque = collections.deque()  # (step, state) awaiting their save.
+
+        def read_oldest() -> None:
+            a, b, metrics = in_flight.popleft()
+            self._absorb(a, metrics, sums, bar, t0, start)
+            if due and due[0][0] == b:
+                step, kept = due.popleft()
+                # A copy: the save may write its JSON after later chunks added to `sums`.
+                self.ckpts.save(step, self.strategy.checkpointable(kept),
+                                {**self.meta, "epoch_sums": dict(sums)})
+
         for a, b in self.plan.chunks(start, end):
             state, metrics = self.train_fn(state, *self.train_data, perm, b - a)
-            if in_flight:  # Read the previous chunk while this one runs.
-                self._absorb(*in_flight, sums, bar, t0, start)
-            in_flight = (a, metrics)
+            parallel.prefetch(metrics)
+            while len(in_flight) >= self.plan.in_flight:
+                read_oldest()
+            in_flight.append((a, b, metrics))
             if self.plan.checkpoint_due(a, b, end):
-                self._absorb(*in_flight, sums, bar, t0, start)
-                in_flight = None
-                # A copy: the save may write its JSON after later chunks added to `sums`.
-                self.ckpts.save(b, self.strategy.checkpointable(state),
-                                {**self.meta, "epoch_sums": dict(sums)})
-        if in_flight:
-            self._absorb(*in_flight, sums, bar, t0, start)
+                due.append((b, state))
+        while in_flight:
+            read_oldest()
         return state
 
     def _absorb(self, first: int, metrics: dict, sums: dict, bar: tqdm, t0: float,
@@ -234,9 +249,7 @@ def train_and_evaluate(config: TrainConfig, dataset: data.Mnist | None = None,
         step_fn = lambda state, *args: train_step(graphdef, tx, config, state, *args)
         runner = EpochRunner(
             strategy, strategy.compile_train(step_fn, config.batch_size, steps_per_epoch),
-            ChunkPlan(steps_per_epoch, parallel.steps_per_dispatch(config.steps_per_dispatch,
-                                                                    strategy),
-                      config.checkpoint_every_steps),
+            _chunk_plan(config, strategy, steps_per_epoch),
             ckpts, strategy.replicate((train_split.images, train_split.labels)), len(train_split),
             jax.random.fold_in(jax.random.key(config.seed), 2), config.batch_size,
             {"config": config.to_dict(), "steps_per_epoch": steps_per_epoch}, progress,
@@ -273,6 +286,13 @@ def train_and_evaluate(config: TrainConfig, dataset: data.Mnist | None = None,
         ckpts.wait()
         ckpts.close()
     return {**final, "state": state, "graphdef": graphdef}
+
+
+def _chunk_plan(config: TrainConfig, strategy: parallel.Strategy,
+                steps_per_epoch: int) -> ChunkPlan:
+    chunk = parallel.steps_per_dispatch(config.steps_per_dispatch, strategy)
+    return ChunkPlan(steps_per_epoch, chunk, config.checkpoint_every_steps,
+                     parallel.chunks_in_flight(chunk, strategy))
 
 
 def _initial_state(ckpts: TrainCheckpoints, strategy: parallel.Strategy,

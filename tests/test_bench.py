@@ -30,7 +30,7 @@ def test_loop_efficiency_ends_with_one_json_line_of_loop_step_and_ratio():
 def test_accelerator_script_smoke_run_prints_its_benchmarks_section(tmp_path):
     target = tmp_path / "BENCHMARKS.md"
     out = _run("bench/accelerator.py", "--smoke", "--append", str(target), "--trace",
-               str(tmp_path / "trace"))
+               str(tmp_path / "trace"), "--seeds", "2", "--candidates", "--full")
     assert (tmp_path / "trace" / "loop_trace.json.gz").stat().st_size > 1000
     section = target.read_text()
     assert section.strip() in out
@@ -39,8 +39,10 @@ def test_accelerator_script_smoke_run_prints_its_benchmarks_section(tmp_path):
                 "loop / bare step, mesh", "loop / bare step, pmap",
                 "fast preset, cold compilation cache", "fast preset, warm compilation cache",
                 "fast, 14 epochs", "fast preset, bfloat16", "fast preset, --deterministic",
-                "default preset, exported", "(exported: ", "fast recipe chosen on validation",
-                "float32 / bfloat16", "one device -> 8 on paper"):
+                "default recipe as shipped (60,000 images), seed 1", "(exported: ",
+                "exported test accuracy over 2 seed(s)", "fast recipe chosen on validation",
+                "float32 / bfloat16", "one device -> 8 on paper", "1 step per dispatch",
+                "this script: the core phases"):
         assert row in section, row
     assert "FAILED" not in section
 
@@ -85,7 +87,14 @@ def test_device_busy_reads_busy_share_and_gaps_of_device_streams(tmp_path):
         json.dump({"traceEvents": events}, f)
     # Busy 100-500, 700-800, 1000-1100 of the window 100-1100: 600 of 1000 us.
     assert device_busy(trace) == {"device_events": 4, "window_ms": 1.0, "device_busy": 0.6,
+                                  "device_busy_between_pauses": 0.6,
                                   "largest_gaps_ms": [0.2, 0.2], "gaps_over_100us": 2}
+    # A pause of 398.9 ms (a compilation) counts in the window, not between pauses.
+    with gzip.open(trace, "wt") as f:
+        json.dump({"traceEvents": [*events, kernel(2, 400_000, 400)]}, f)
+    summary = device_busy(trace)
+    assert summary["device_busy_between_pauses"] == round(1000 / 1400, 3)  # 1100 - 100 + 400.
+    assert summary["device_busy"] == round(1000 / 400_300, 3)
     with gzip.open(trace, "wt") as f:
         json.dump({"traceEvents": events[:1] + events[2:3]}, f)
     assert device_busy(trace) == {"device_events": 0}

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -17,6 +18,15 @@ def test_cpu_device_count_is_the_most_devices_up_to_the_cores_that_divide_the_ba
         cores, batch, expected):
     n = parallel.cpu_device_count(cores, batch)
     assert n == expected and batch % n == 0 and n <= cores
+
+
+@pytest.mark.parametrize("platform, chunk, expected", [
+    ("cpu", 1, 1), ("cpu", 20, 1), ("gpu", 1, 160), ("gpu", 20, 8), ("gpu", 29, 6),
+    ("tpu", 200, 1)])
+def test_chunks_in_flight_keep_160_steps_queued_on_accelerators_and_one_chunk_on_cpu(
+        platform, chunk, expected):
+    strategy = types.SimpleNamespace(devices=[types.SimpleNamespace(platform=platform)])
+    assert parallel.chunks_in_flight(chunk, strategy) == expected
 
 
 def test_train_runs_on_a_six_core_machine_with_the_default_batch(tmp_path):

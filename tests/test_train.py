@@ -145,6 +145,46 @@ def test_chunk_plan_counts_chunks_from_each_epoch_start_and_saves_after_each_mul
     assert due == [18]  # 15 is crossed inside (14, 18); 20 is the epoch end's own save
 
 
+def _records_without_timings(workdir) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMINGS}
+            for r in RunRecorder(workdir).records()]
+
+
+def test_chunks_left_in_flight_change_no_record_and_no_checkpoint(tmp_path, monkeypatch):
+    # Accelerators leave many chunks queued before reading the oldest; one CPU device (no
+    # collectives to deadlock) runs that path here, against one chunk in flight.
+    dataset = synthetic_mnist()
+    config = small_config(tmp_path, epochs=2, steps_per_dispatch=2, checkpoint_every_steps=3,
+                          keep_checkpoints=20)
+    saved, params = {}, {}
+    for depth in (1, 3):
+        monkeypatch.setattr(parallel, "chunks_in_flight", lambda chunk, s, depth=depth: depth)
+        workdir = tmp_path / str(depth)
+        strategy = parallel.MeshStrategy(devices=cpu_devices(1))
+        result = train_and_evaluate(dataclasses.replace(config, workdir=str(workdir)), dataset,
+                                    progress=False, strategy=strategy)
+        # Each save's step, fingerprint and training-metric sums so far (what a resume reads).
+        saved[depth] = sorted(
+            (int(p.parent.parent.name), meta["fingerprint"], str(meta.get("epoch_sums")))
+            for p in (workdir / "checkpoints").glob("[0-9]*/meta/metadata")
+            for meta in [json.loads(p.read_text())])
+        params[depth] = _host_params(result, strategy)
+    assert _records_without_timings(tmp_path / "1") == _records_without_timings(tmp_path / "3")
+    assert saved[1] == saved[3] and len(saved[3]) > 2
+    for a, b in zip(params[1], params[3], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_bad_update_is_never_saved_with_chunks_in_flight(tmp_path, monkeypatch):
+    monkeypatch.setattr(parallel, "chunks_in_flight", lambda chunk, strategy: 4)
+    config = small_config(tmp_path, learning_rate=float("nan"), max_steps=6,
+                          checkpoint_every_steps=2, steps_per_dispatch=1)
+    with pytest.raises(TrainingDiverged, match=r"at step 1: .*no checkpoint yet"):
+        train_and_evaluate(config, synthetic_mnist(), progress=False,
+                           strategy=parallel.MeshStrategy(devices=cpu_devices(1)))
+    assert not any((tmp_path / "checkpoints").glob("[0-9]*"))
+
+
 def test_a_step_whose_update_breaks_the_parameters_is_never_saved(tmp_path):
     # With a NaN learning rate the first loss and gradients are finite; only the parameters
     # after the update are not. Checkpointing after every step must not save them.
