@@ -391,6 +391,9 @@ def _loop_rows(facts: dict) -> list[str]:
     for eff in facts.get("loop") or []:
         queued = (f"; all steps queued: {eff['step_queued_images_per_s']:,}, "
                   f"**{eff['ratio_queued']:.2f}**" if "ratio_queued" in eff else "")
+        if "loop_without_checkpoints_images_per_s" in eff:
+            queued += (f"; the loop without mid-epoch checkpoints: "
+                       f"{eff['loop_without_checkpoints_images_per_s']:,}")
         if "chunk_queued_images_per_s" in eff:
             queued += f"; its chunks queued bare: {eff['chunk_queued_images_per_s']:,}"
         steps = f"{eff['steps_per_dispatch']} step" + "s" * (eff["steps_per_dispatch"] > 1)

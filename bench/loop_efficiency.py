@@ -7,7 +7,7 @@ on the same devices, dispatched back to back with one wait at the end.
 
   python bench/loop_efficiency.py [--width W] [--batch-size B] [--strategy mesh|pmap]
                                   [--data-dir DIR] [--train-limit N] [--epochs E]
-                                  [--trace FOLDER]
+                                  [--trace FOLDER] [--all-baselines]
 
 Ends with one JSON line: {"loop_images_per_s", "step_images_per_s", "ratio", ...}.
 """
@@ -88,7 +88,8 @@ def loop_rate(strategy, config, dataset) -> float:
     return statistics.median(json.loads(line)["images_per_second"] for line in lines[1:])
 
 
-def measure(strategy_name: str, config, dataset, steps: int) -> dict:
+def measure(strategy_name: str, config, dataset, steps: int,
+            all_baselines: bool | None = None) -> dict:
     """Loop and bare step on the same devices, the bare step measured on either side of the
     loop so that a drift of the machine shows in the ratio's range, not in its value. On an
     accelerator the bare step is also timed with every step queued before one wait at the
@@ -112,9 +113,14 @@ def measure(strategy_name: str, config, dataset, steps: int) -> dict:
            "steps_per_dispatch": chunk,
            "chunks_in_flight": parallel.chunks_in_flight(chunk, strategy),
            "devices": strategy.num_devices, "device": jax.devices()[0].device_kind}
-    if strategy.devices[0].platform != "cpu":
+    if all_baselines is None:  # By default on accelerators only (see bare_step_rate).
+        all_baselines = strategy.devices[0].platform != "cpu"
+    if all_baselines:
         queued = bare_step_rate(strategy, config, dataset, steps, in_flight=steps)
         out.update(step_queued_images_per_s=round(queued), ratio_queued=round(loop / queued, 3))
+        # The loop without its mid-epoch checkpoints: what their saves cost the device.
+        out["loop_without_checkpoints_images_per_s"] = round(loop_rate(
+            strategy, dataclasses.replace(config, checkpoint_every_steps=10**9), dataset))
         if chunk > 1:
             dispatches = max(1, steps // chunk)
             out["chunk_queued_images_per_s"] = round(bare_step_rate(
@@ -197,6 +203,9 @@ def main() -> None:
     p.add_argument("--library", help="import hdr_jax from this checkout (with --loop-only: "
                                      "the loop of an earlier commit, e.g. a git worktree)")
     p.add_argument("--cpu-devices", type=int, help="emulated CPU devices (default: as train.py)")
+    p.add_argument("--all-baselines", action="store_true",
+                   help="also on CPUs: every step queued, the chunks queued, the loop without "
+                        "mid-epoch checkpoints (accelerators always)")
     p.add_argument("--trace", help="also trace 2 epochs of the loop with jax.profiler into this "
                                    "folder and summarise the device's busy time")
     args = p.parse_args()
@@ -228,7 +237,8 @@ def main() -> None:
         return
     if args.trace:
         print(json.dumps(trace_loop(args.strategy, config, dataset, args.trace)), flush=True)
-    print(json.dumps(measure(args.strategy, config, dataset, args.steps)), flush=True)
+    print(json.dumps(measure(args.strategy, config, dataset, args.steps,
+                             args.all_baselines or None)), flush=True)
 
 
 if __name__ == "__main__":

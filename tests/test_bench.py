@@ -27,6 +27,18 @@ def test_loop_efficiency_ends_with_one_json_line_of_loop_step_and_ratio():
                                            facts["step_images_per_s"], rel=0.01)
 
 
+def test_loop_efficiency_times_every_baseline_when_asked():
+    out = _run("bench/loop_efficiency.py", "--width", "0.1", "--train-limit", "512",
+               "--epochs", "2", "--steps", "4", "--batch-size", "64", "--cpu-devices", "1",
+               "--steps-per-dispatch", "2", "--all-baselines")
+    facts = json.loads(out.strip().splitlines()[-1])
+    for key in ("step_queued_images_per_s", "chunk_queued_images_per_s",
+                "loop_without_checkpoints_images_per_s"):
+        assert facts[key] > 0, key
+    assert facts["ratio_queued"] == pytest.approx(facts["loop_images_per_s"] /
+                                                  facts["step_queued_images_per_s"], rel=0.01)
+
+
 def test_accelerator_script_smoke_run_prints_its_benchmarks_section(tmp_path):
     target = tmp_path / "BENCHMARKS.md"
     out = _run("bench/accelerator.py", "--smoke", "--append", str(target), "--trace",
