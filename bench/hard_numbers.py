@@ -7,11 +7,16 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --sweep [--numbers 600]
   python bench/hard_numbers.py --data-dir DIR --misses FOLDER [--numbers 400]
+  python bench/hard_numbers.py --data-dir DIR --ablate [--numbers 400]
   python bench/hard_numbers.py --data-dir DIR --follow-strokes ...   # cuts along the strokes
   python bench/hard_numbers.py --data-dir DIR --report-set ... --library ../old
 
 `--library DIR` reads the same uploads with the pipeline of another checkout (e.g.
 `git worktree add ../old 973032a`): before/after figures of a change.
+
+`--ablate` reads tuning digits (seed 0) with each effect that only the report set has
+(`hard_uploads.UNSEEN`), one at a time, then all: which of them the reader fails on. It
+diagnoses; a change made from what it shows calls for a new report set.
 
 `--sweep` chooses `recognition.LineCosts` on the tuning generator alone: every line is cut
 and every span read once, then each choice of costs picks its readings.
@@ -36,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from bench.common import header  # noqa: E402
-from bench.hard_uploads import FRAMES, framed_upload, hard_number_upload  # noqa: E402
+from bench.hard_uploads import FRAMES, UNSEEN, framed_upload, hard_number_upload  # noqa: E402
 
 if "--library" in sys.argv[:-1]:  # The uploads come from here, the pipeline from there.
     sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--library") + 1]).resolve()))
@@ -50,8 +55,8 @@ TUNING_DIGITS, REPORT_DIGITS = range(0, 5000), range(5000, 10000)
 REPORT_SEED = 33
 
 
-def make_numbers(test: data.Split, n: int, seed: int, digits: range, unseen: bool
-                 ) -> list[tuple[bytes, str]]:
+def make_numbers(test: data.Split, n: int, seed: int, digits: range,
+                 unseen: bool | frozenset[str]) -> list[tuple[bytes, str]]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
@@ -194,6 +199,8 @@ def main() -> None:
     p.add_argument("--library", help="read with the pipeline of this checkout instead")
     p.add_argument("--follow-strokes", action="store_true",
                    help="cut inside pieces along the least ink (preprocess.FOLLOW_STROKES)")
+    p.add_argument("--ablate", action="store_true",
+                   help="tuning digits with each effect the report set adds, one at a time")
     p.add_argument("--misses", type=Path,
                    help="write the tuning numbers read wrong, and why, to this folder")
     args = p.parse_args()
@@ -209,6 +216,12 @@ def main() -> None:
           f"{'refused':>8}{'of':>7}")
     if args.sweep:
         sweep(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, unseen=False))
+        return
+    if args.ablate:
+        for effects in [(), *((e,) for e in UNSEEN), UNSEEN]:
+            numbers = make_numbers(test, args.numbers, 0, TUNING_DIGITS, frozenset(effects))
+            print(_row("tuning + " + (" + ".join(effects) or "nothing"),
+                       failure_kinds(recognizer, numbers)), flush=True)
         return
     if args.misses:
         write_misses(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, False),

@@ -63,9 +63,15 @@ def _ink(digit: np.ndarray, height: int, rng: np.random.Generator, bold: float) 
 
 # How often a number has uneven pressure, touching neighbours, a shadow across the sheet.
 MIXED_PRESSURE, TOUCHING, SHADOW = 0.6, 0.4, 0.5
+# What tuning never saw, by name (`unseen=True` is all of them; a subset ablates).
+UNSEEN = ("gradient", "fibres", "motion", "perspective")
 
 
-def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: bool
+def _unseen(unseen: bool | frozenset[str] | set[str]) -> frozenset[str]:
+    return frozenset(UNSEEN if unseen is True else unseen or ())
+
+
+def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[str]
           ) -> np.ndarray:
     """Digits side by side: float [h, w] ink in [0, 1]; some faint, some touching."""
     height = int(rng.integers(50, 150))
@@ -74,7 +80,7 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: bool
     for d in digits:
         pressure = rng.uniform(0.4, 1.0) if mixed else rng.uniform(0.75, 1.0)
         ink = _ink(d, height, rng, rng.uniform(-0.3, 0.7)) * pressure
-        if unseen:  # The pen presses harder at one side of each digit.
+        if "gradient" in unseen:  # The pen presses harder at one side of each digit.
             ramp = np.linspace(rng.uniform(0.5, 1.0), 1.0, ink.shape[1], dtype=np.float32)
             ink = ink * (ramp if rng.random() < 0.5 else ramp[::-1])
         pieces.append(ink)
@@ -95,7 +101,8 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: bool
                                                         expand=True), np.float32)
 
 
-def _paper(shape: tuple[int, int], rng: np.random.Generator, unseen: bool) -> np.ndarray:
+def _paper(shape: tuple[int, int], rng: np.random.Generator, unseen: frozenset[str]
+           ) -> np.ndarray:
     """A photographed sheet: float RGB [h, w, 3] with light, tint, a shadow and grain."""
     h, w = shape
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -109,7 +116,7 @@ def _paper(shape: tuple[int, int], rng: np.random.Generator, unseen: bool) -> np
     texture = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)).astype(np.float32),
                                       rng.uniform(1, 4))
     light = light * (1 + rng.uniform(0.01, 0.05) * texture / max(texture.std(), 1e-6))
-    if unseen:  # Paper fibres: short light and dark streaks.
+    if "fibres" in unseen:  # Paper fibres: short light and dark streaks.
         fibres = np.zeros((h, w), np.float32)
         for _ in range(int(rng.integers(20, 80))):
             y, x = int(rng.integers(0, h)), int(rng.integers(0, max(1, w - 30)))
@@ -120,13 +127,15 @@ def _paper(shape: tuple[int, int], rng: np.random.Generator, unseen: bool) -> np
 
 
 def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
-                       unseen: bool = False) -> bytes:
-    """`digits`: uint8 [28, 28] MNIST images, written left to right and photographed: JPEG."""
+                       unseen: bool | frozenset[str] | set[str] = False) -> bytes:
+    """`digits`: uint8 [28, 28] MNIST images, written left to right and photographed: JPEG.
+    `unseen`: True for every effect of `UNSEEN`, or a set of their names."""
+    unseen = _unseen(unseen)
     line = _line(digits, rng, unseen)
     h, w = line.shape
     H, W = h + int(rng.integers(40, 300)), w + int(rng.integers(40, 400))
     # Kept clear of the edges a perspective view may cut off (the number stays on the sheet).
-    my, mx = (int(0.08 * H), int(0.08 * W)) if unseen else (0, 0)
+    my, mx = (int(0.08 * H), int(0.08 * W)) if "perspective" in unseen else (0, 0)
     H, W = H + 2 * my, W + 2 * mx
     top = my + int(rng.integers(0, H - 2 * my - h + 1))
     left = mx + int(rng.integers(0, W - 2 * mx - w + 1))
@@ -139,18 +148,17 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
     rgb += rng.normal(0, rng.uniform(0.005, 0.04), rgb.shape).astype(np.float32)
     image = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.6)))
-    if unseen:
-        if rng.random() < 0.5:  # Hand shake: motion blur along a random direction.
-            length = int(rng.integers(2, 6))
-            kernel = np.zeros((length * 2 + 1,) * 2, np.float32)
-            a = rng.uniform(0, np.pi)
-            for t in range(-length, length + 1):
-                kernel[length + round(t * np.sin(a)), length + round(t * np.cos(a))] = 1
-            pixels = np.asarray(image, np.float32)
-            blurred = np.stack([ndimage.convolve(pixels[..., c], kernel / kernel.sum())
-                                for c in range(3)], -1)
-            image = Image.fromarray(np.clip(blurred, 0, 255).astype(np.uint8), "RGB")
-        # A phone held at a slight angle: a perspective view of the sheet.
+    if "motion" in unseen and rng.random() < 0.5:  # Hand shake: motion blur.
+        length = int(rng.integers(2, 6))
+        kernel = np.zeros((length * 2 + 1,) * 2, np.float32)
+        a = rng.uniform(0, np.pi)
+        for t in range(-length, length + 1):
+            kernel[length + round(t * np.sin(a)), length + round(t * np.cos(a))] = 1
+        pixels = np.asarray(image, np.float32)
+        blurred = np.stack([ndimage.convolve(pixels[..., c], kernel / kernel.sum())
+                            for c in range(3)], -1)
+        image = Image.fromarray(np.clip(blurred, 0, 255).astype(np.uint8), "RGB")
+    if "perspective" in unseen:  # A phone held at a slight angle: the sheet in perspective.
         jitter = rng.uniform(-0.06, 0.06, 8) * np.array([W, H] * 4)
         quad = np.array([0, 0, 0, H, W, H, W, 0], np.float64) + jitter
         image = image.transform((W, H), Image.Transform.QUAD, quad.tolist(),

@@ -129,3 +129,17 @@ def test_touching_pairs_are_seeded_mnist_format_images_of_two_digits():
         rows, cols = np.nonzero(image.any(1))[0], np.nonzero(image.any(0))[0]
         assert cols[-1] - cols[0] + 1 == 20 and rows[-1] - rows[0] + 1 < 20
         assert not image[:4].any() and not image[:, :4].any()
+
+
+def test_unseen_effects_ablate_one_at_a_time():
+    """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the report set's
+    recipe), a set of names adds only those, and each name changes the picture."""
+    import numpy as np
+
+    from bench.hard_uploads import UNSEEN, hard_number_upload
+
+    digits = [np.pad(np.full((20, 8), 255, np.uint8), 4)] * 3
+    made = lambda unseen: hard_number_upload(digits, np.random.default_rng(3), unseen)
+    assert made(True) == made(frozenset(UNSEEN)) != made(False) == made(frozenset())
+    alone = {name: made(frozenset({name})) for name in UNSEEN}
+    assert len({made(False), *alone.values()}) == len(UNSEEN) + 1
