@@ -75,6 +75,10 @@ SPACED_FROM = 0.45  # A piece is also cut evenly into k digits from k times this
 # An experiment (`bench/hard_numbers.py --follow-strokes`), not in the page: off.
 FOLLOW_STROKES = False
 EDGE_RUN = 0.4  # Of a side of the picture: what runs along it is beyond the sheet.
+# A piece of ink lying (nearly) all within this share of the picture from its sides, touching
+# one and running along at least EDGE_SPAN of it, is the table's edge past a sheet seen in
+# perspective, not writing.
+EDGE_BAND, EDGE_SPAN = 0.08, 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,6 +366,7 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
     if n == 0:
         raise NoDigitFound()
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]  # Pixels per piece.
+    sizes = np.where(_along_the_edges(labels, sizes), 0, sizes)  # Not writing: never kept.
     keep = np.zeros(n + 1, bool)
     keep[1:] = sizes >= max(0.05 * sizes.max(), 2)
     if not keep.any() or (sizes.max() < 8 and mask.size > 2000):  # Only specks: noise.
@@ -380,6 +385,25 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
     kept = np.zeros(mask.shape, bool)
     kept[y0:y1, x0:x1] = ndimage.binary_dilation(strokes[y0:y1, x0:x1], iterations=2)
     return np.where(kept, ink, 0.0)
+
+
+def _along_the_edges(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Which pieces are a thin strip along the picture's sides (`EDGE_BAND`, `EDGE_SPAN`):
+    what is left of the table past a sheet in perspective where it is thinner than a stroke
+    is wide, which `_beyond_the_sheet` misses when shading joins it to the paper."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    h, w = labels.shape
+    by, bx = max(1, int(EDGE_BAND * h)), max(1, int(EDGE_BAND * w))
+    band = np.zeros(labels.shape, bool)
+    band[:by], band[-by:], band[:, :bx], band[:, -bx:] = True, True, True, True
+    in_band = np.bincount(labels[band], minlength=sizes.size + 1)[1:]
+    out = np.zeros(sizes.size, bool)
+    for k, (ys, xs) in enumerate(ndimage.find_objects(labels)):
+        touches = ys.start == 0 or xs.start == 0 or ys.stop == h or xs.stop == w
+        runs = xs.stop - xs.start >= EDGE_SPAN * w or ys.stop - ys.start >= EDGE_SPAN * h
+        out[k] = touches and runs and in_band[k] >= 0.9 * sizes[k]
+    return out
 
 
 def _near_the_writing(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:

@@ -193,6 +193,22 @@ def test_a_smudge_far_above_the_line_is_no_part_of_it():
     assert [d.box[1] for d in digits] == [130, 130]
 
 
+def test_a_strip_along_the_picture_edge_is_no_writing_but_a_digit_touching_it_is():
+    """`_along_the_edges` on labelled pieces of a 200x300 picture: the table's edge past a sheet
+    (thin, touching a side, running along it) goes; a 7 cropped tightly (its bar along the
+    top edge, its stem far below), a speck in a corner and a long stroke off the edge stay."""
+    labels = np.zeros((200, 300), np.int32)
+    labels[:150, :6] = 1                   # a thin strip down most of the left side
+    labels[:5, 40:300] = 2                 # a 7: its bar along the top edge...
+    labels[5:120, 150:160] = 2             # ...and its stem
+    labels[195:200, 0:5] = 3               # a speck in a corner
+    labels[100:104, 40:260] = 4            # a long stroke, off the edges
+    labels[60:200, 265:300] = 5            # a strip along the right side, but thick
+    sizes = np.bincount(labels.ravel())[1:]
+    assert preprocess._along_the_edges(labels, sizes).tolist() == [
+        True, False, False, False, False]
+
+
 def test_random_noise_is_no_digit_or_a_digit_never_an_exception():
     rng = np.random.default_rng(0)
     for side in (5, 28, 64):

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.hard_numbers import failure_kinds, read_report_set
+from bench.hard_numbers import TUNING_DIGITS, failure_kinds, make_numbers, read_report_set
 from bench.hard_uploads import FRAMES, framed_upload
 from bench.uploads import png_bytes
 from hdr_jax import preprocess
@@ -75,13 +75,23 @@ def test_touching_digits_are_read_apart(shipped_checkpoint, real_mnist):
 
 
 @pytest.mark.slow
+def test_numbers_on_a_sheet_seen_in_perspective(shipped_checkpoint, real_mnist):
+    """Tuning digits on a sheet photographed at an angle, the table showing along the edges
+    (the report set's perspective alone, seed 7): 54 of 60 read right when written, 42 before
+    the table's edge was told from writing (`preprocess._along_the_edges`)."""
+    numbers = make_numbers(real_mnist.test, 60, 7, TUNING_DIGITS, frozenset({"perspective"}))
+    counts = failure_kinds(Recognizer(Predictor.from_checkpoint(shipped_checkpoint)), numbers)
+    assert counts["right"] >= 52, counts
+
+
+@pytest.mark.slow
 def test_hard_numbers_report_set(shipped_checkpoint):
     """The labelled report set (tests/data/hard_numbers, made by bench/hard_numbers.py): what
-    BENCHMARKS reports, 131 of 200 exactly right, held to within two."""
+    BENCHMARKS reports, 160 of 200 exactly right, held to within two."""
     recognizer = Recognizer(Predictor.from_checkpoint(shipped_checkpoint))
     counts = failure_kinds(recognizer, read_report_set(REPORT_SET))
     assert sum(counts.values()) == 200
-    assert counts["right"] >= 129, counts
+    assert counts["right"] >= 158, counts
 
 
 @pytest.mark.parametrize("kind", FRAMES)

@@ -125,6 +125,21 @@ def test_the_page_drops_a_smudge_far_from_the_line_as_the_server_does(reader):
         list(line.spans[span].box) for span in itertools.pairwise(line.pieces)]
 
 
+def test_the_page_tells_the_table_past_a_sheet_from_writing_as_the_server_does(reader,
+                                                                           real_mnist):
+    from bench.hard_numbers import TUNING_DIGITS, make_numbers
+    from hdr_jax.inference import Predictor
+    from hdr_jax.lifecycle import checkpoint_path
+    from hdr_jax.recognition import Recognizer
+
+    numbers = make_numbers(real_mnist.test, 8, 7, TUNING_DIGITS, frozenset({"perspective"}))
+    uploads = [raw for raw, _ in numbers]
+    server = Recognizer(Predictor.from_checkpoint(checkpoint_path())).read(uploads, "number")
+    page = reader.read(uploads, mode="number")
+    assert [p.get("number") for p in page] == [r.number for r in server]
+    assert sum(r.number == truth for r, (_, truth) in zip(server, numbers, strict=True)) >= 6
+
+
 def test_the_page_refuses_what_the_server_refuses(reader):
     rng = np.random.default_rng(3)
     blank, bricks = non_digit_upload("blank", rng), non_digit_upload("bricks", rng)

@@ -15,6 +15,7 @@ const MAX_HOLES_PER_DIGIT_WIDTH = 4;
 export const STROKE = 0.15, FAINT_STROKE = 0.05;
 const MAX_DIGIT_WIDTH = 1.4, JOIN_GAP = 0.3, MAX_CUTS = 12;
 const EDGE_RUN = 0.4;
+const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
 
 export class PreprocessError extends Error {}
 export class ImageTooLarge extends PreprocessError {}
@@ -296,6 +297,7 @@ function keepDigitComponents(inkIn) {
   if (withoutLines !== ink) { ink = withoutLines; labelled = strokePieces(ink); }
   if (labelled.n === 0) throw new NoDigitFound();
   const pieceSizes = nd.sizes(labelled.labels, labelled.n).slice(1);
+  alongTheEdges(labelled, pieceSizes);  // Not writing: never kept.
   const largest = nd.max(pieceSizes);
   const keep = new Uint8Array(labelled.n + 1);
   pieceSizes.forEach((s, i) => { keep[i + 1] = s >= Math.max(0.05 * largest, 2) ? 1 : 0; });
@@ -317,6 +319,27 @@ function keepDigitComponents(inkIn) {
     }
   }
   return out;
+}
+
+/** preprocess._along_the_edges: zeroes (in place) the sizes of the pieces that are a thin
+ * strip along the picture's sides (the table past a sheet seen in perspective). */
+function alongTheEdges(labelled, pieceSizes) {
+  const { labels, n, h, w } = labelled;
+  const by = Math.max(1, Math.floor(EDGE_BAND * h)), bx = Math.max(1, Math.floor(EDGE_BAND * w));
+  const inBand = new Float64Array(n + 1);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const v = labels[y * w + x];
+      if (v && (y < by || y >= h - by || x < bx || x >= w - bx)) inBand[v] += 1;
+    }
+  }
+  const boxes = nd.boxes(labelled);
+  for (let k = 1; k <= n; k++) {
+    const [y0, y1, x0, x1] = boxes[k];
+    const touches = y0 === 0 || x0 === 0 || y1 === h || x1 === w;
+    const runs = x1 - x0 >= EDGE_SPAN * w || y1 - y0 >= EDGE_SPAN * h;
+    if (touches && runs && inBand[k] >= 0.9 * pieceSizes[k - 1]) pieceSizes[k - 1] = 0;
+  }
 }
 
 /** preprocess._near_the_writing: unkeeps (in place) the pieces further than half the
