@@ -210,8 +210,13 @@ class Phases:
     def left(self) -> float:
         return self.deadline - self.elapsed()
 
-    def skipped(self, name: str) -> None:
-        self.facts.setdefault("errors", {})[name] = f"not run: {self.left():.0f} s left"
+    def time_for(self, name: str, seconds: float) -> bool:
+        """Whether `seconds` are left of the deadline for the phase `name`; if not, it is
+        recorded as not run."""
+        if self.left() > seconds:
+            return True
+        self.facts.setdefault("skipped", {})[name] = f"{self.left():.0f} s left"
+        return False
 
     def __call__(self, name: str, fn: Callable[[], object]) -> object:
         start = time.perf_counter()
@@ -267,23 +272,20 @@ def measure(args: argparse.Namespace, data_dir: str, scratch: Path, phases: Phas
     phases("torch_images_per_s", lambda: torch_rates([batch, large.batch_size], steps // 5))
     phases.facts["core_seconds"] = round(phases.elapsed(), 1)
     for seed in range(1, args.seeds):
-        if phases.left() > 60:
+        if phases.time_for(default_label(seed), 60):
             run(default_label(seed), default_flags(seed), export=True)
-    if args.pytest:
-        if phases.left() > 60:
-            phases("pytest", lambda: run_pytest(phases.left() - 10))
-        else:
-            phases.skipped("pytest")
+    if args.pytest and phases.time_for("pytest", 60):
+        phases("pytest", lambda: run_pytest(phases.left() - 10))
     if args.candidates:
         for label, flags in FAST_CANDIDATES.items():
-            if phases.left() > 45:
+            if phases.time_for(label, 45):
                 run(label, [*fast, *flags])
         # The preset as it stands (its warm run) and its variations; never test accuracy.
         candidates = [r for r in phases.facts["runs"] if r["label"] in FAST_CANDIDATES
                       or r["label"] == "fast preset, warm compilation cache"]
         phases.facts["fast_choice"] = choose_fast(candidates)
     if args.full:
-        full_extras(args, batch, data_dir, cache, extra, phases, run)
+        full_extras(args.smoke, phases, run)
 
 
 def default_flags(seed: int) -> list[str]:
@@ -295,19 +297,19 @@ def default_label(seed: int) -> str:
     return f"default recipe as shipped (60,000 images), seed {seed}"
 
 
-def full_extras(args, batch, data_dir, cache, extra, phases, run) -> None:
+def full_extras(smoke: bool, phases: Phases, run: Callable[[str, list[str]], None]) -> None:
     """Measured once already (BENCHMARKS.md, session 7): bfloat16, --deterministic, the bare
     step's rates by batch and dtype, and scaling on paper."""
     from bench import scaling
 
     for label, flags in (("fast preset, bfloat16", ["--compute-dtype", "bfloat16"]),
                          ("fast preset, --deterministic", ["--deterministic"])):
-        if phases.left() > 45:
+        if phases.time_for(label, 45):
             run(label, ["--preset", "fast", *flags])
-    batches = [32, 64] if args.smoke else [128, 512, 1024, 2048]
-    if phases.left() > 90:
+    batches = [32, 64] if smoke else [128, 512, 1024, 2048]
+    if phases.time_for("step_rates", 90):
         phases("step_rates", lambda: {
-            dtype: scaling.measured_rates(batches, 5 if args.smoke else 50, dtype)
+            dtype: scaling.measured_rates(batches, 5 if smoke else 50, dtype)
             for dtype in ("float32", "bfloat16")})
     if "step_rates" in phases.facts:
         phases("scaling", lambda: scaling.predict(phases.facts["step_rates"]["float32"],
@@ -383,6 +385,8 @@ def markdown(facts: dict) -> str:
     lines += _loop_rows(facts) + _run_rows(facts) + _other_rows(facts)
     for name, error in facts.get("errors", {}).items():
         lines.append(f"| {name}: FAILED | `{error.splitlines()[-1][:200]}` |")
+    for name, left in facts.get("skipped", {}).items():
+        lines.append(f"| {name} | not run: {left} of the deadline |")
     return "\n".join(lines) + "\n"
 
 

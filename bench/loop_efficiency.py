@@ -114,7 +114,7 @@ def measure(strategy_name: str, config, dataset, steps: int,
            "chunks_in_flight": parallel.chunks_in_flight(chunk, strategy),
            "devices": strategy.num_devices, "device": jax.devices()[0].device_kind}
     if all_baselines is None:  # By default on accelerators only (see bare_step_rate).
-        all_baselines = strategy.devices[0].platform != "cpu"
+        all_baselines = not parallel.on_cpu(strategy)
     if all_baselines:
         queued = bare_step_rate(strategy, config, dataset, steps, in_flight=steps)
         out.update(step_queued_images_per_s=round(queued), ratio_queued=round(loop / queued, 3))

@@ -218,7 +218,7 @@ def steps_per_dispatch(requested: int, strategy: Strategy) -> int:
     dispatch of many steps keeps the host out of the device's way."""
     if requested:
         return requested
-    return 1 if strategy.devices[0].platform == "cpu" else 20
+    return 1 if on_cpu(strategy) else 20
 
 
 # Steps an accelerator keeps queued while the host reads older metrics and saves
@@ -230,9 +230,12 @@ def chunks_in_flight(chunk: int, strategy: Strategy) -> int:
     """Chunks the loop leaves queued before reading the oldest: one on CPU devices (XLA:CPU's
     emulated devices can deadlock in their collectives with many steps queued), else enough
     for `STEPS_IN_FLIGHT` steps."""
-    if strategy.devices[0].platform == "cpu":
-        return 1
-    return max(1, -(-STEPS_IN_FLIGHT // chunk))
+    return 1 if on_cpu(strategy) else max(1, -(-STEPS_IN_FLIGHT // chunk))
+
+
+def on_cpu(strategy: Strategy) -> bool:
+    """Whether the strategy's devices are (emulated) CPU devices rather than accelerators."""
+    return strategy.devices[0].platform == "cpu"
 
 
 def prefetch(tree: Any) -> None:

@@ -56,7 +56,18 @@ def test_accelerator_script_smoke_run_prints_its_benchmarks_section(tmp_path):
                 "float32 / bfloat16", "one device -> 8 on paper", "1 step per dispatch",
                 "this script: the core phases"):
         assert row in section, row
-    assert "FAILED" not in section
+    assert "FAILED" not in section and "not run" not in section
+
+
+def test_accelerator_phases_past_the_deadline_are_reported_as_not_run():
+    from bench.accelerator import Phases, markdown
+
+    facts = {"argv": []}
+    phases = Phases(facts, None, deadline=100.0)
+    assert phases.time_for("pytest", 60)
+    assert not phases.time_for("default recipe, seed 1", 150)
+    assert "| default recipe, seed 1 | not run: " in markdown(facts)
+    assert "pytest" not in facts["skipped"]
 
 
 def test_hard_numbers_report_set_is_reproduced_from_its_seed(tmp_path, mnist_dir):
