@@ -7,7 +7,7 @@ on the same devices, dispatched back to back with one wait at the end.
 
   python bench/loop_efficiency.py [--width W] [--batch-size B] [--strategy mesh|pmap]
                                   [--data-dir DIR] [--train-limit N] [--epochs E]
-                                  [--trace FOLDER] [--all-baselines]
+                                  [--trace FOLDER] [--all-baselines] [--variants]
 
 Ends with one JSON line: {"loop_images_per_s", "step_images_per_s", "ratio", ...}.
 """
@@ -118,14 +118,30 @@ def measure(strategy_name: str, config, dataset, steps: int,
     if all_baselines:
         queued = bare_step_rate(strategy, config, dataset, steps, in_flight=steps)
         out.update(step_queued_images_per_s=round(queued), ratio_queued=round(loop / queued, 3))
-        # The loop without its mid-epoch checkpoints: what their saves cost the device.
-        out["loop_without_checkpoints_images_per_s"] = round(loop_rate(
-            strategy, dataclasses.replace(config, checkpoint_every_steps=10**9), dataset))
         if chunk > 1:
             dispatches = max(1, steps // chunk)
             out["chunk_queued_images_per_s"] = round(bare_step_rate(
                 strategy, config, dataset, dispatches, in_flight=dispatches, length=chunk))
     return out
+
+
+def loop_variants(strategy_name: str, config, dataset, longer: int = 5) -> dict:
+    """The real loop as configured and with what could cost it time between chunks taken
+    away, one at a time and both: its mid-epoch checkpoints, and 4 of every 5 dispatches
+    (chunks `longer` times as long). Where the loop falls short of its chunks queued bare,
+    these say which part of it is to blame."""
+    from hdr_jax import parallel
+
+    strategy = parallel.make_strategy(strategy_name)
+    chunk = parallel.steps_per_dispatch(config.steps_per_dispatch, strategy)
+    never = dict(checkpoint_every_steps=10**9)
+    longer_chunks = dict(steps_per_dispatch=chunk * longer)
+    variants = {"as configured": {}, "without mid-epoch checkpoints": never,
+                f"chunks of {chunk * longer} steps": longer_chunks,
+                f"chunks of {chunk * longer} steps, without mid-epoch checkpoints":
+                    {**never, **longer_chunks}}
+    return {name: round(loop_rate(strategy, dataclasses.replace(config, **changes), dataset))
+            for name, changes in variants.items()}
 
 
 def trace_loop(strategy_name: str, config, dataset, folder: str | Path) -> dict:
@@ -204,8 +220,11 @@ def main() -> None:
                                      "the loop of an earlier commit, e.g. a git worktree)")
     p.add_argument("--cpu-devices", type=int, help="emulated CPU devices (default: as train.py)")
     p.add_argument("--all-baselines", action="store_true",
-                   help="also on CPUs: every step queued, the chunks queued, the loop without "
-                        "mid-epoch checkpoints (accelerators always)")
+                   help="also on CPUs: every step queued and the chunks queued (accelerators "
+                        "always)")
+    p.add_argument("--variants", action="store_true",
+                   help="also time the loop without mid-epoch checkpoints and with 5x longer "
+                        "chunks (loop_variants)")
     p.add_argument("--trace", help="also trace 2 epochs of the loop with jax.profiler into this "
                                    "folder and summarise the device's busy time")
     args = p.parse_args()
@@ -237,6 +256,9 @@ def main() -> None:
         return
     if args.trace:
         print(json.dumps(trace_loop(args.strategy, config, dataset, args.trace)), flush=True)
+    if args.variants:
+        print(json.dumps({"loop_variants_images_per_s": loop_variants(
+            args.strategy, config, dataset)}), flush=True)
     print(json.dumps(measure(args.strategy, config, dataset, args.steps,
                              args.all_baselines or None)), flush=True)
 

@@ -59,7 +59,10 @@ class TrainConfig:
     # (`spans.py`): the digit a span holds, or "no digit" where it holds two. 0: MNIST alone.
     line_spans: int = 0
     eval_batch_size: int = 1000
-    checkpoint_every_steps: int = 200
+    # Mid-epoch checkpoints, besides one at every epoch's end. 0 = auto: every 200 steps on
+    # CPUs, none on accelerators, where saves that often halve the loop's throughput
+    # (`parallel.checkpoint_every_steps`).
+    checkpoint_every_steps: int = 0
     keep_checkpoints: int = 3
     log_every_steps: int = 20  # Progress-bar refresh (metrics are read every dispatch).
     # Steps compiled into one dispatch (`lax.scan`); a chunk ends early at an epoch's end.
@@ -87,7 +90,7 @@ class TrainConfig:
             ("train-limit", self.train_limit is None or self.train_limit >= 1, "at least 1"),
             ("line-spans", self.line_spans >= 0, "0 or more"),
             ("eval-batch-size", self.eval_batch_size >= 1, "at least 1"),
-            ("checkpoint-every-steps", self.checkpoint_every_steps >= 1, "at least 1"),
+            ("checkpoint-every-steps", self.checkpoint_every_steps >= 0, "0 (auto) or more"),
             ("keep-checkpoints", self.keep_checkpoints >= 1, "at least 1"),
             ("log-every-steps", self.log_every_steps >= 1, "at least 1"),
             ("steps-per-dispatch", self.steps_per_dispatch >= 0, "0 (auto) or more"),
@@ -128,7 +131,7 @@ PRESETS: dict[str, dict] = {
     # variations that train within 3 s on an H200, the best on validation (BENCHMARKS.md,
     # "Accelerator run").
     "fast": {"batch_size": 1024, "learning_rate": 8e-3, "warmup_epochs": 1.0, "epochs": 18,
-             "eval_batch_size": 5000, "checkpoint_every_steps": 1000, "steps_per_dispatch": 29},
+             "eval_batch_size": 5000, "steps_per_dispatch": 29},
 }
 
 

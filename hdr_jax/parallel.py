@@ -233,6 +233,20 @@ def chunks_in_flight(chunk: int, strategy: Strategy) -> int:
     return 1 if on_cpu(strategy) else max(1, -(-STEPS_IN_FLIGHT // chunk))
 
 
+# Steps between mid-epoch checkpoints on CPU devices when the config says 0 (auto): about
+# ten seconds of the default recipe on a 2-core CPU.
+CPU_CHECKPOINT_EVERY_STEPS = 200
+
+
+def checkpoint_every_steps(requested: int, strategy: Strategy, steps_per_epoch: int) -> int:
+    """`requested`, or for 0 (auto) 200 steps on CPU devices and one epoch on accelerators
+    (checkpoints at epoch ends alone): there an MNIST epoch takes about a second, and saving
+    every 200 steps halved the loop's throughput on an H100 (BENCHMARKS.md, session 10)."""
+    if requested:
+        return requested
+    return CPU_CHECKPOINT_EVERY_STEPS if on_cpu(strategy) else steps_per_epoch
+
+
 def on_cpu(strategy: Strategy) -> bool:
     """Whether the strategy's devices are (emulated) CPU devices rather than accelerators."""
     return strategy.devices[0].platform == "cpu"

@@ -291,8 +291,9 @@ def train_and_evaluate(config: TrainConfig, dataset: data.Mnist | None = None,
 def _chunk_plan(config: TrainConfig, strategy: parallel.Strategy,
                 steps_per_epoch: int) -> ChunkPlan:
     chunk = parallel.steps_per_dispatch(config.steps_per_dispatch, strategy)
-    return ChunkPlan(steps_per_epoch, chunk, config.checkpoint_every_steps,
-                     parallel.chunks_in_flight(chunk, strategy))
+    return ChunkPlan(steps_per_epoch, chunk, parallel.checkpoint_every_steps(
+        config.checkpoint_every_steps, strategy, steps_per_epoch),
+        parallel.chunks_in_flight(chunk, strategy))
 
 
 def _initial_state(ckpts: TrainCheckpoints, strategy: parallel.Strategy,

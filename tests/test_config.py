@@ -29,7 +29,7 @@ def test_presets_are_valid_and_fast_uses_large_batches():
     ("validation_size", -5, "--validation-size"), ("train_limit", 0, "--train-limit"),
     ("line_spans", -1, "--line-spans"),
     ("eval_batch_size", 0, "--eval-batch-size"), ("max_steps", 0, "--max-steps"),
-    ("checkpoint_every_steps", 0, "--checkpoint-every-steps"),
+    ("checkpoint_every_steps", -1, "--checkpoint-every-steps"),
     ("keep_checkpoints", 0, "--keep-checkpoints"), ("log_every_steps", 0, "--log-every-steps"),
     ("warmup_epochs", -1.0, "--warmup-epochs")])
 def test_each_out_of_range_field_names_its_flag(field, value, flag):
@@ -39,7 +39,7 @@ def test_each_out_of_range_field_names_its_flag(field, value, flag):
 
 @pytest.mark.parametrize("args, message", [
     (["--log-every-steps", "0"], "--log-every-steps must be at least 1"),
-    (["--checkpoint-every-steps", "0"], "--checkpoint-every-steps must be at least 1"),
+    (["--checkpoint-every-steps", "-3"], "--checkpoint-every-steps must be 0 (auto) or more"),
     (["--epochs", "-2"], "--epochs must be at least 1"),
     (["--learning-rate", "-1"], "--learning-rate must be a positive number"),
     (["--width", "0.001"], "--width must be large enough"),

@@ -29,6 +29,14 @@ def test_chunks_in_flight_keep_160_steps_queued_on_accelerators_and_one_chunk_on
     assert parallel.chunks_in_flight(chunk, strategy) == expected
 
 
+@pytest.mark.parametrize("platform, requested, expected", [
+    ("cpu", 0, 200), ("gpu", 0, 468), ("tpu", 0, 468), ("cpu", 7, 7), ("gpu", 50, 50)])
+def test_auto_checkpoints_every_200_steps_on_cpu_and_at_epoch_ends_on_accelerators(
+        platform, requested, expected):
+    strategy = types.SimpleNamespace(devices=[types.SimpleNamespace(platform=platform)])
+    assert parallel.checkpoint_every_steps(requested, strategy, 468) == expected
+
+
 def test_train_runs_on_a_six_core_machine_with_the_default_batch(tmp_path):
     """os.cpu_count() faked to 6: batch 128 used to stop with 'does not divide across 6'."""
     data_dir = write_idx_dataset(tmp_path / "d", synthetic_mnist())
