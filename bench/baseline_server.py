@@ -12,14 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
-from flask import Flask, request  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from hdr_jax.inference import Predictor  # noqa: E402
-from hdr_jax.lifecycle import checkpoint_path  # noqa: E402
+import numpy as np
+from flask import Flask, request
+from PIL import Image
 
 
 def naive_preprocess(raw: bytes) -> np.ndarray:
@@ -28,6 +23,11 @@ def naive_preprocess(raw: bytes) -> np.ndarray:
 
 
 def build_app() -> Flask:
+    # Imported here: `bench/serving.py --library` imports this module for naive_preprocess
+    # and must choose which hdr_jax the rest of it reads with.
+    from hdr_jax.inference import Predictor
+    from hdr_jax.lifecycle import checkpoint_path
+
     predictor = Predictor.from_checkpoint(checkpoint_path(), buckets=(1,))
     predictor.warmup()
     app = Flask(__name__)
@@ -47,6 +47,7 @@ def build_app() -> Flask:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8090)
     args = parser.parse_args()

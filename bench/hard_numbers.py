@@ -5,18 +5,22 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR [--numbers 400] [--framed 100]
   python bench/hard_numbers.py --data-dir DIR --report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers
+  python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers_2 \
+      --recipe second
   python bench/hard_numbers.py --data-dir DIR --sweep [--numbers 600]
   python bench/hard_numbers.py --data-dir DIR --misses FOLDER [--numbers 400]
   python bench/hard_numbers.py --data-dir DIR --ablate [--numbers 400]
+  python bench/hard_numbers.py --data-dir DIR --framed 0 --tuning-effects gradient \
+      --full-ink 0.6   # tuning numbers with named report-set effects; FULL_INK chosen so
   python bench/hard_numbers.py --data-dir DIR --follow-strokes ...   # cuts along the strokes
   python bench/hard_numbers.py --data-dir DIR --report-set ... --library ../old
 
 `--library DIR` reads the same uploads with the pipeline of another checkout (e.g.
 `git worktree add ../old 973032a`): before/after figures of a change.
 
-`--ablate` reads tuning digits (seed 0) with each effect that only the report set has
-(`hard_uploads.UNSEEN`), one at a time, then all: which of them the reader fails on. It
-diagnoses; a change made from what it shows calls for a new report set.
+`--ablate` reads tuning digits (seed 0) with each effect that only the report sets have
+(`hard_uploads.UNSEEN`, `UNSEEN_2`), one at a time, then each set's all: which of them the
+reader fails on. It diagnoses; a change made from what it shows calls for a new report set.
 
 `--sweep` chooses `recognition.LineCosts` on the tuning generator alone: every line is cut
 and every span read once, then each choice of costs picks its readings.
@@ -25,7 +29,10 @@ Tuning uses `bench/hard_uploads.py` on MNIST test digits 0-4,999 (seed 0). The r
 made once, by `--write-report-set`, from test digits 5,000-9,999 with the effects tuning never
 saw (`unseen=True`), and kept as files with their labels; `--report-set` reads it. (Seed 22
 made the first one; its failures were looked at while the perspective view was handled, so it
-was replaced by seed 33, made after the last change and read once.)
+was replaced by seed 33, made after the last change and read once.) The first report set was
+then used to find what fails (`--ablate`: the table's edge, the pressure gradient), so a
+second, `--recipe second` (seed 55), adds effects designed after that and before it was read
+(`hard_uploads.UNSEEN_2`).
 """
 
 from __future__ import annotations
@@ -41,7 +48,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from bench.common import header  # noqa: E402
-from bench.hard_uploads import FRAMES, UNSEEN, framed_upload, hard_number_upload  # noqa: E402
+from bench.hard_uploads import (  # noqa: E402
+    FRAMES,
+    UNSEEN,
+    UNSEEN_2,
+    framed_upload,
+    hard_number_upload,
+)
 
 if "--library" in sys.argv[:-1]:  # The uploads come from here, the pipeline from there.
     sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--library") + 1]).resolve()))
@@ -52,7 +65,12 @@ from hdr_jax.lifecycle import checkpoint_path  # noqa: E402
 from hdr_jax.recognition import Recognizer  # noqa: E402
 
 TUNING_DIGITS, REPORT_DIGITS = range(0, 5000), range(5000, 10000)
-REPORT_SEED = 33
+# How each report set is made (`--write-report-set FOLDER --recipe NAME`): its seed and the
+# effects tuning never saw. "first": tests/data/hard_numbers; "second" (session 10), made
+# after the first was used to find the table's edge and the pressure gradient:
+# tests/data/hard_numbers_2.
+REPORT_RECIPES = {"first": (33, frozenset(UNSEEN)),
+                  "second": (55, frozenset(UNSEEN + UNSEEN_2))}
 
 
 def make_numbers(test: data.Split, n: int, seed: int, digits: range,
@@ -156,9 +174,10 @@ def read_report_set(folder: Path) -> list[tuple[bytes, str]]:
         return [((folder / row["file"]).read_bytes(), row["number"]) for row in csv.DictReader(f)]
 
 
-def write_report_set(test: data.Split, folder: Path, n: int) -> None:
+def write_report_set(test: data.Split, folder: Path, n: int, recipe: str = "first") -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    numbers = make_numbers(test, n, seed=REPORT_SEED, digits=REPORT_DIGITS, unseen=True)
+    seed, unseen = REPORT_RECIPES[recipe]
+    numbers = make_numbers(test, n, seed=seed, digits=REPORT_DIGITS, unseen=unseen)
     with open(folder / "labels.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "number"])
@@ -192,25 +211,37 @@ def main() -> None:
     p.add_argument("--data-dir", required=True)
     p.add_argument("--numbers", type=int, default=400, help="tuning numbers to generate")
     p.add_argument("--framed", type=int, default=100, help="uploads per framed kind")
-    p.add_argument("--report-set", type=Path, help="a folder written by --write-report-set")
+    p.add_argument("--report-set", type=Path, action="append", default=[],
+                   help="a folder written by --write-report-set (may be repeated)")
     p.add_argument("--write-report-set", type=Path)
+    p.add_argument("--recipe", choices=list(REPORT_RECIPES), default="first",
+                   help="which report set --write-report-set makes")
     p.add_argument("--report-size", type=int, default=200)
     p.add_argument("--sweep", action="store_true", help="choose LineCosts on the tuning set")
     p.add_argument("--library", help="read with the pipeline of this checkout instead")
     p.add_argument("--follow-strokes", action="store_true",
                    help="cut inside pieces along the least ink (preprocess.FOLLOW_STROKES)")
+    p.add_argument("--full-ink", type=float, default=getattr(preprocess, "FULL_INK", 1.0),
+                   help="preprocess.FULL_INK to read with (how it was chosen)")
+    p.add_argument("--tuning-effects", default="",
+                   help="comma-separated effects of UNSEEN/UNSEEN_2 to add to the tuning numbers")
     p.add_argument("--ablate", action="store_true",
-                   help="tuning digits with each effect the report set adds, one at a time")
+                   help="tuning digits with each effect the report sets add, one at a time")
     p.add_argument("--misses", type=Path,
                    help="write the tuning numbers read wrong, and why, to this folder")
     args = p.parse_args()
     test = data.load_mnist(args.data_dir).test
     if args.write_report_set:
-        write_report_set(test, args.write_report_set, args.report_size)
+        write_report_set(test, args.write_report_set, args.report_size, args.recipe)
         return
     preprocess.FOLLOW_STROKES = args.follow_strokes
+    preprocess.FULL_INK = args.full_ink
+    effects = frozenset(filter(None, args.tuning_effects.split(",")))
+    if not effects <= set(UNSEEN + UNSEEN_2):
+        p.error(f"--tuning-effects: choose from {', '.join(UNSEEN + UNSEEN_2)}")
     header(f"hard uploads, read by {Path(preprocess.__file__).parents[1]}"
-           + (", cuts along the strokes" if args.follow_strokes else ""))
+           + (", cuts along the strokes" if args.follow_strokes else "")
+           + f", full ink at {preprocess.FULL_INK}")
     recognizer = Recognizer(Predictor.from_checkpoint(checkpoint_path()))
     print(f"  {'written numbers, 2-8 digits':<34}{'exact':>9}{'count':>8}{'digit':>8}"
           f"{'refused':>8}{'of':>7}")
@@ -218,7 +249,7 @@ def main() -> None:
         sweep(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, unseen=False))
         return
     if args.ablate:
-        for effects in [(), *((e,) for e in UNSEEN), UNSEEN]:
+        for effects in [(), *((e,) for e in UNSEEN + UNSEEN_2), UNSEEN, UNSEEN_2]:
             numbers = make_numbers(test, args.numbers, 0, TUNING_DIGITS, frozenset(effects))
             print(_row("tuning + " + (" + ".join(effects) or "nothing"),
                        failure_kinds(recognizer, numbers)), flush=True)
@@ -228,11 +259,13 @@ def main() -> None:
                      args.misses)
         return
     if args.numbers:
-        print(_row("tuning generator (seed 0)", failure_kinds(recognizer, make_numbers(
-            test, args.numbers, seed=0, digits=TUNING_DIGITS, unseen=False))), flush=True)
-    if args.report_set:
-        print(_row(f"report set ({args.report_set.name})",
-                   failure_kinds(recognizer, read_report_set(args.report_set))), flush=True)
+        print(_row("tuning generator (seed 0)" + "".join(f" + {e}" for e in sorted(effects)),
+                   failure_kinds(recognizer, make_numbers(
+                       test, args.numbers, seed=0, digits=TUNING_DIGITS, unseen=effects))),
+              flush=True)
+    for folder in args.report_set:
+        print(_row(f"report set ({folder.name})",
+                   failure_kinds(recognizer, read_report_set(folder))), flush=True)
     if args.framed:
         tuning = framed_accuracy(recognizer, test, args.framed, 0, TUNING_DIGITS)
         report = framed_accuracy(recognizer, test, args.framed, 1, REPORT_DIGITS)

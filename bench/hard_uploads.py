@@ -4,7 +4,9 @@
 digits beside bold ones), touching neighbours, tilt, grain, shading, blur and JPEG quality
 40-95. It is the *tuning* generator; `unseen=True` adds what tuning never saw (a perspective
 view, motion blur, paper fibres, a pressure gradient inside each digit) and makes the report
-set kept under `tests/data/hard_numbers/` (`python bench/hard_numbers.py --write-report-set`).
+set kept under `tests/data/hard_numbers/` (`python bench/hard_numbers.py --write-report-set`);
+the second report set, `tests/data/hard_numbers_2/`, adds `UNSEEN_2` too (uneven sizes on a
+wavy baseline, slant, a skipping pen, low light).
 
 `framed_upload` puts one digit inside another picture: a notebook's plot of the 28x28 array
 (any colormap, axes, ticks, margins), a screen photographed, a printed box or form cell, ruled
@@ -65,6 +67,11 @@ def _ink(digit: np.ndarray, height: int, rng: np.random.Generator, bold: float) 
 MIXED_PRESSURE, TOUCHING, SHADOW = 0.6, 0.4, 0.5
 # What tuning never saw, by name (`unseen=True` is all of them; a subset ablates).
 UNSEEN = ("gradient", "fibres", "motion", "perspective")
+# What neither tuning nor the first report set has, written down before any of it was read
+# (session 10), for the second report set (`hard_numbers.REPORT_SETS`): digits of uneven
+# size off a wavy baseline, slanted writing, a ballpoint that skips, and a low-light photo's
+# colour cast and sensor noise.
+UNSEEN_2 = ("sizes", "slant", "skips", "low light")
 
 
 def _unseen(unseen: bool | frozenset[str] | set[str]) -> frozenset[str]:
@@ -79,26 +86,58 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
     pieces = []
     for d in digits:
         pressure = rng.uniform(0.4, 1.0) if mixed else rng.uniform(0.75, 1.0)
-        ink = _ink(d, height, rng, rng.uniform(-0.3, 0.7)) * pressure
+        size = int(height * rng.uniform(0.75, 1.15)) if "sizes" in unseen else height
+        ink = _ink(d, size, rng, rng.uniform(-0.3, 0.7)) * pressure
         if "gradient" in unseen:  # The pen presses harder at one side of each digit.
             ramp = np.linspace(rng.uniform(0.5, 1.0), 1.0, ink.shape[1], dtype=np.float32)
             ink = ink * (ramp if rng.random() < 0.5 else ramp[::-1])
+        if "skips" in unseen:  # A ballpoint that skips: short gaps in the strokes.
+            ink = _skips(ink, rng)
         pieces.append(ink)
     touching = rng.random() < TOUCHING
     gaps = [int(height * (rng.uniform(-0.12, 0.02) if touching and rng.random() < 0.5
                           else rng.uniform(0.04, 0.3))) for _ in pieces]
     width = sum(p.shape[1] for p in pieces) + sum(gaps[:-1]) + height
-    line = np.zeros((int(height * 1.4), width), np.float32)
+    line = np.zeros((int(height * 1.4) + (height if "sizes" in unseen else 0), width),
+                    np.float32)
     x = height // 2
+    # A baseline that rises and falls along the line (writing without a ruler).
+    wave = ((rng.uniform(0.05, 0.2) * height, rng.uniform(0.5, 1.5), rng.uniform(0, 2 * np.pi))
+            if "sizes" in unseen else (0.0, 0.0, 0.0))
     for piece, gap in zip(pieces, gaps, strict=True):
         top = int(height * 0.2 + rng.integers(-height // 12, height // 12 + 1))
-        region = line[top:top + height, x:x + piece.shape[1]]
+        if "sizes" in unseen:  # Bottoms on the wavy baseline, whatever each digit's size.
+            top += height // 2 + height - piece.shape[0] + int(
+                wave[0] * np.sin(wave[1] * 2 * np.pi * x / width + wave[2]))
+        region = line[top:top + piece.shape[0], x:x + piece.shape[1]]
         np.maximum(region, piece[:region.shape[0], :region.shape[1]], out=region)
         x += piece.shape[1] + gap
     line = line[:, :x + height // 2]
+    if "slant" in unseen:  # Writing that leans right, as most hands do.
+        shear = np.tan(np.radians(rng.uniform(8, 22)))
+        h, w = line.shape
+        extra = int(shear * h)
+        line = np.asarray(Image.fromarray(line, "F").transform(
+            (w + extra, h), Image.Transform.AFFINE, (1, shear, -extra, 0, 1, 0),
+            Image.Resampling.BILINEAR), np.float32)
     angle = rng.uniform(-5, 5)
     return np.asarray(Image.fromarray(line, "F").rotate(angle, Image.Resampling.BILINEAR,
                                                         expand=True), np.float32)
+
+
+def _skips(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """1-3 places on a digit's strokes where the pen left almost no ink, each about a
+    stroke wide."""
+    ys, xs = np.nonzero(ink > 0.5)
+    if ys.size == 0:
+        return ink
+    h, w = ink.shape
+    gy, gx = np.mgrid[0:h, 0:w]
+    radius = max(2.0, 0.05 * h)
+    for k in rng.integers(0, ys.size, int(rng.integers(1, 4))):
+        ink = np.where((gy - ys[k]) ** 2 + (gx - xs[k]) ** 2 <= radius ** 2,
+                       ink * rng.uniform(0.0, 0.25), ink)
+    return ink.astype(np.float32)
 
 
 def _paper(shape: tuple[int, int], rng: np.random.Generator, unseen: frozenset[str]
@@ -146,6 +185,10 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
     paper = _paper((H, W), rng, unseen)
     rgb = paper * (1 - ink[..., None]) + np.array(pen, np.float32) * ink[..., None]
     rgb += rng.normal(0, rng.uniform(0.005, 0.04), rgb.shape).astype(np.float32)
+    if "low light" in unseen:  # Indoor light: a colour cast, and the sensor's noise.
+        rgb = rgb * rng.uniform(0.55, 0.85) * rng.uniform([0.9, 0.85, 0.7], [1.05, 1.0, 1.0])
+        rgb += rng.normal(0, rng.uniform(0.02, 0.06), rgb.shape).astype(np.float32)
+        rgb += ndimage.gaussian_filter(rng.normal(0, 0.03, rgb.shape), (1.5, 1.5, 0))
     image = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.6)))
     if "motion" in unseen and rng.random() < 0.5:  # Hand shake: motion blur.

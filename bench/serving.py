@@ -5,6 +5,7 @@ function under functions-framework's real server, against the baseline server
   python bench/serving.py --data-dir DIR [--uploads 400] [--numbers 500] [--seconds 20]
                           [--cold-starts 5] [--compare-with DIR]
   python bench/serving.py --data-dir DIR --accuracy-only   # $HDR_CHECKPOINT's model, no servers
+  python bench/serving.py --data-dir DIR --accuracy-only --library OLD   # another checkout's
 
 `--compare-with DIR` adds the function of another checkout (e.g. `git worktree add DIR
 HEAD~1`) as a third server, measured in the same run: before/after figures of a change.
@@ -22,6 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if "--library" in sys.argv[:-1]:  # The uploads come from here, the pipeline from there.
+    sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--library") + 1]).resolve()))
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
@@ -178,8 +181,12 @@ def main() -> None:
     p.add_argument("--cold-starts", type=int, default=5,
                    help="start each server this many times; cold start is the median")
     p.add_argument("--compare-with", help="another checkout whose function to measure too")
+    p.add_argument("--library", help="with --accuracy-only: read with the pipeline of this "
+                                     "checkout instead (before/after figures of a change)")
     args = p.parse_args()
-    header("serving")
+    from hdr_jax import preprocess
+
+    header(f"serving, hdr_jax from {Path(preprocess.__file__).parents[1]}")
     mnist = data.load_idx_dir(args.data_dir)
     if not args.skip_accuracy:
         accuracy(mnist, args.uploads, args.numbers)

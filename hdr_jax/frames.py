@@ -24,6 +24,10 @@ import numpy as np
 # its box; digits cover far less on at least one side (a 7's foot, a 0's corners).
 FRAME_COVERAGE, FRAME_BAND = 0.9, 0.12
 MIN_FRAME = 0.1  # Of the upload's width and height: smaller pieces are not frames.
+# A filled frame (a plot's coloured area) shows the digit as holes, at least this share of its
+# box (1.5-5% in plots, the digit often in pieces); a shadow across the sheet is as filled,
+# but its holes are grain (at most 0.12%): the writing in it is darker still, so part of it.
+FILLED_HOLES = 0.005
 # A printed line runs at least `LINE_LENGTH` of the upload's width (height, for a vertical
 # line) and is at most `LINE_THINNESS` as thick as it is long (a 1 is ~1/7 as thick as tall).
 LINE_LENGTH, LINE_THINNESS = 0.6, 0.04
@@ -40,7 +44,7 @@ class Frame:
 
 def find_frame(mask: np.ndarray) -> Frame | None:
     """The inside of the largest frame in `mask`, or None. A frame is an outline (what it
-    encloses is most of its box) or a filled area with the digit as holes in it (a plot)."""
+    encloses is most of its box) or a filled area with the digit as a hole in it (a plot)."""
     from scipy import ndimage  # Deferred: see preprocess's module docstring.
 
     h, w = mask.shape
@@ -61,15 +65,17 @@ def find_frame(mask: np.ndarray) -> Frame | None:
         if not _reaches_every_side(piece):
             continue
         holes, count = ndimage.label(ndimage.binary_fill_holes(piece) & ~piece)
-        if count:
-            largest = 1 + int(np.argmax(np.bincount(holes.ravel(), minlength=count + 1)[1:]))
-            hy, hx = ndimage.find_objects((holes == largest).astype(np.int32))[0]
-            if (hy.stop - hy.start) * (hx.stop - hx.start) >= 0.5 * piece.size:  # An outline.
-                # Shrunk a little: the outline's blurred inner edge is not the picture.
-                inside = ndimage.binary_erosion(ndimage.binary_fill_holes(holes == largest),
-                                                iterations=3)[hy, hx]
-                return Frame((y0 + hy.start, y0 + hy.stop, x0 + hx.start, x0 + hx.stop),
-                             inside)
+        if not count:  # A shadow across the sheet, a bold stroke: nothing shown inside.
+            continue
+        largest = 1 + int(np.argmax(np.bincount(holes.ravel(), minlength=count + 1)[1:]))
+        hy, hx = ndimage.find_objects((holes == largest).astype(np.int32))[0]
+        if (hy.stop - hy.start) * (hx.stop - hx.start) >= 0.5 * piece.size:  # An outline.
+            # Shrunk a little: the outline's blurred inner edge is not the picture.
+            inside = ndimage.binary_erosion(ndimage.binary_fill_holes(holes == largest),
+                                            iterations=3)[hy, hx]
+            return Frame((y0 + hy.start, y0 + hy.stop, x0 + hx.start, x0 + hx.stop), inside)
+        if np.count_nonzero(holes) < FILLED_HOLES * piece.size:  # Grain in a shadow.
+            continue
         inset = [min(_side_thickness(side), int(0.1 * len(side))) + 2
                  for side in (piece, piece[::-1], piece.T, piece.T[::-1])]
         top, bottom, left, right = inset

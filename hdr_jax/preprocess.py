@@ -71,6 +71,10 @@ STROKE, FAINT_STROKE = 0.15, 0.05
 # `JOIN_GAP` may be one broken digit, and a piece is cut at up to `MAX_CUTS` places.
 MAX_DIGIT_WIDTH, JOIN_GAP, MAX_CUTS = 1.4, 0.3, 12
 SPACED_FROM = 0.45  # A piece is also cut evenly into k digits from k times this wide.
+# Of a digit's 95th-percentile stroke level: full ink in MNIST format. MNIST's strokes are
+# mostly saturated; a photo's, resized, are not, and less so where the pen pressed lightly.
+# Chosen on the tuning generator with and without a pressure gradient (session 10).
+FULL_INK = 0.6
 # Cut inside a piece along the least ink (a path from top to bottom) instead of straight down.
 # An experiment (`bench/hard_numbers.py --follow-strokes`), not in the page: off.
 FOLLOW_STROKES = False
@@ -323,7 +327,10 @@ def _beyond_the_sheet(ink: np.ndarray, window: int, region: np.ndarray) -> np.nd
     for index in np.nonzero(along >= EDGE_RUN * side)[0]:  # Rarely more than one.
         sl = ndimage.find_objects((labels == index).astype(np.int32))[0]
         piece = labels[sl] == index
-        thin = 2 * ndimage.distance_transform_edt(piece).max() <= 0.12 * side
+        # (A piece filling its box has no edge inside it to measure from: its box's side.)
+        thick = min(piece.shape) if piece.all() else 2 * ndimage.distance_transform_edt(
+            piece).max()
+        thin = thick <= 0.12 * side
         empty = (ndimage.uniform_filter(ink[sl], 5)[piece].max()
                  - np.median(ink[sl][piece])) < 0.2
         if (thin or empty) and ndimage.label(~piece)[1] <= 2:  # Not a grid of cells.
@@ -450,10 +457,11 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
         crop = np.asarray(Image.fromarray(crop.astype(np.float32), "F").resize(
             (new_w, new_h), Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BILINEAR,
             reducing_gap=None), np.float32)
-    # Every digit at full ink, as MNIST's are: a faint digit beside bold ones reads as well.
+    # Every digit at full ink, as MNIST's are: a faint digit beside bold ones reads as well,
+    # and so does the faint side of one the pen pressed unevenly.
     strokes = crop[crop > 0.05]
     if strokes.size > 20:
-        crop = crop / max(float(np.percentile(strokes, 95)), 0.05)
+        crop = crop / max(FULL_INK * float(np.percentile(strokes, 95)), 0.05)
     crop = np.clip(crop, 0, 1)
     out = np.zeros((28, 28), np.float32)
     top, left = (28 - new_h) // 2, (28 - new_w) // 2

@@ -75,17 +75,20 @@ def test_accelerator_phases_past_the_deadline_are_reported_as_not_run():
     assert "pytest" not in facts["skipped"]
 
 
-def test_hard_numbers_report_set_is_reproduced_from_its_seed(tmp_path, mnist_dir):
-    """The committed report set is what `--write-report-set` makes: same numbers, same
-    pictures (to JPEG rounding across Pillow/libjpeg builds)."""
+@pytest.mark.parametrize("folder, recipe", [("hard_numbers", "first"),
+                                            ("hard_numbers_2", "second")])
+def test_hard_numbers_report_sets_are_reproduced_from_their_seeds(tmp_path, mnist_dir, folder,
+                                                                 recipe):
+    """Each committed report set is what `--write-report-set --recipe` makes: same numbers,
+    same pictures (to JPEG rounding across Pillow/libjpeg builds)."""
     import csv
 
     import numpy as np
     from PIL import Image
 
     _run("bench/hard_numbers.py", "--data-dir", str(mnist_dir), "--write-report-set",
-         str(tmp_path), "--report-size", "3")
-    committed = ROOT / "tests" / "data" / "hard_numbers"
+         str(tmp_path), "--report-size", "3", "--recipe", recipe)
+    committed = ROOT / "tests" / "data" / folder
     with open(tmp_path / "labels.csv") as f, open(committed / "labels.csv") as g:
         made, kept = list(csv.DictReader(f)), list(csv.DictReader(g))[:3]
     assert made == kept
@@ -148,17 +151,18 @@ def test_touching_pairs_are_seeded_mnist_format_images_of_two_digits():
 
 
 def test_unseen_effects_ablate_one_at_a_time():
-    """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the report set's
-    recipe), a set of names adds only those, and each name changes the picture."""
+    """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the first report
+    set's recipe), a set of names adds only those, and each name, of UNSEEN and UNSEEN_2,
+    changes the picture."""
     import numpy as np
 
-    from bench.hard_uploads import UNSEEN, hard_number_upload
+    from bench.hard_uploads import UNSEEN, UNSEEN_2, hard_number_upload
 
     digits = [np.pad(np.full((20, 8), 255, np.uint8), 4)] * 3
     made = lambda unseen: hard_number_upload(digits, np.random.default_rng(3), unseen)
     assert made(True) == made(frozenset(UNSEEN)) != made(False) == made(frozenset())
-    alone = {name: made(frozenset({name})) for name in UNSEEN}
-    assert len({made(False), *alone.values()}) == len(UNSEEN) + 1
+    alone = {name: made(frozenset({name})) for name in UNSEEN + UNSEEN_2}
+    assert len({made(False), *alone.values()}) == len(UNSEEN + UNSEEN_2) + 1
 
 
 def test_accelerator_script_with_skip_core_runs_only_what_its_flags_ask_for(tmp_path):

@@ -85,3 +85,12 @@ def test_colour_contrast_makes_a_coloured_digit_light_on_dark():
     rgb[20:40, 28:32] = (253, 231, 37)              # ... and at 1.
     grey = frames.colour_contrast(rgb)
     assert grey.dtype == np.float32 and grey[0, 0] == 0 and grey[30, 30] == pytest.approx(1)
+
+
+def test_a_shadow_across_the_sheet_is_no_frame_though_it_fills_its_box():
+    mask = np.zeros((200, 300), bool)
+    mask[:, 180:] = True                             # The shadowed third of the sheet ...
+    rng = np.random.default_rng(0)
+    mask[rng.integers(0, 200, 40), rng.integers(180, 300, 40)] = False  # ... with grain,
+    _seven(mask, 60, 40, 80)                         # and writing outside it.
+    assert frames.find_frame(mask) is None

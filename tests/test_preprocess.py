@@ -40,6 +40,16 @@ def test_output_is_mnist_format_fit_20_and_centred_by_mass():
         assert digit.max() == pytest.approx(1.0, abs=0.05) and digit[0, 0] == 0
 
 
+def test_a_digit_pressed_unevenly_reaches_full_ink_on_its_faint_side_too():
+    """A bar whose ink fades from 1.0 to 0.6 across it (the pen pressed harder on one side):
+    in MNIST format both of its ends are at full ink, as MNIST's strokes are."""
+    ink = np.zeros((100, 100), np.float32)
+    ink[10:90, 20:80] = np.linspace(1.0, 0.6, 60, dtype=np.float32)
+    digit = preprocess.to_mnist(ink)
+    cols = np.nonzero(digit.max(0) > 0)[0]
+    assert digit[10:18, cols[1]].min() == 1.0 and digit[10:18, cols[-2]].min() == 1.0
+
+
 def test_dark_and_light_polarity_give_the_same_digit():
     a = preprocess.preprocess_digit(preprocess.decode(_png(_stroke_digit(dark_on_light=True))))
     b = preprocess.preprocess_digit(preprocess.decode(_png(_stroke_digit(dark_on_light=False))))
@@ -183,6 +193,25 @@ def smudge_above_a_number() -> np.ndarray:
     img[130:210, 250:262] = 255
     img[5:25, 95:125] = 255
     return 255 - img
+
+
+def number_in_a_shadow(digits: list[np.ndarray]) -> np.ndarray:
+    """MNIST digits written on a lit sheet 3x their size, the right 40% of the sheet in a
+    shadow with a straight edge (the shadowed area fills its box, as a plot's area does)."""
+    sheet = np.full((200, 100 + 90 * len(digits)), 235.0)
+    for k, d in enumerate(digits):
+        ink = np.kron(d, np.ones((3, 3))) / 255.0
+        area = sheet[58:142, 60 + 90 * k:144 + 90 * k]
+        area[:] = area * (1 - ink) + 40 * ink
+    sheet[:, int(0.6 * sheet.shape[1]):] *= 0.6
+    return sheet.astype(np.uint8)
+
+
+def test_a_shadow_across_a_number_is_no_frame_to_read_inside(real_mnist):
+    """Every digit is read, not only those in the shadow (as if it were a plot's area)."""
+    digits = [real_mnist.test.images[i] for i in range(5)]
+    line = preprocess.number_line(preprocess.decode(_png(number_in_a_shadow(digits))))
+    assert len(line.pieces) == 6  # Five digits: six cuts between pieces.
 
 
 def test_a_smudge_far_above_the_line_is_no_part_of_it():

@@ -85,13 +85,14 @@ def test_numbers_on_a_sheet_seen_in_perspective(shipped_checkpoint, real_mnist):
 
 
 @pytest.mark.slow
-def test_hard_numbers_report_set(shipped_checkpoint):
-    """The labelled report set (tests/data/hard_numbers, made by bench/hard_numbers.py): what
-    BENCHMARKS reports, 160 of 200 exactly right, held to within two."""
+@pytest.mark.parametrize("folder, at_least", [("hard_numbers", 161), ("hard_numbers_2", 89)])
+def test_hard_numbers_report_sets(shipped_checkpoint, folder, at_least):
+    """The labelled report sets (tests/data/, made by bench/hard_numbers.py): what BENCHMARKS
+    reports, 163 and 91 of 200 exactly right, held to within two."""
     recognizer = Recognizer(Predictor.from_checkpoint(shipped_checkpoint))
-    counts = failure_kinds(recognizer, read_report_set(REPORT_SET))
+    counts = failure_kinds(recognizer, read_report_set(REPORT_SET.parent / folder))
     assert sum(counts.values()) == 200
-    assert counts["right"] >= 158, counts
+    assert counts["right"] >= at_least, counts
 
 
 @pytest.mark.parametrize("kind", FRAMES)

@@ -140,6 +140,18 @@ def test_the_page_tells_the_table_past_a_sheet_from_writing_as_the_server_does(r
     assert sum(r.number == truth for r, (_, truth) in zip(server, numbers, strict=True)) >= 6
 
 
+def test_the_page_reads_a_number_across_a_shadow_as_the_server_does(reader, real_mnist):
+    from hdr_jax import preprocess
+    from tests.test_preprocess import number_in_a_shadow
+
+    upload = png_bytes(number_in_a_shadow([real_mnist.test.images[i] for i in range(5)]), "L")
+    page = reader.read([upload], mode="number")[0]
+    line = preprocess.number_line(preprocess.decode(upload))
+    assert len(page["digits"]) == 5
+    assert [d["box"] for d in page["digits"]] == [
+        list(line.spans[span].box) for span in itertools.pairwise(line.pieces)]
+
+
 def test_the_page_refuses_what_the_server_refuses(reader):
     rng = np.random.default_rng(3)
     blank, bricks = non_digit_upload("blank", rng), non_digit_upload("bricks", rng)

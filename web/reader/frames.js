@@ -5,6 +5,7 @@ import * as nd from "./ndimage.js";
 
 const FRAME_COVERAGE = 0.9, FRAME_BAND = 0.12;
 const MIN_FRAME = 0.1;
+const FILLED_HOLES = 0.005;
 const LINE_LENGTH = 0.6, LINE_THINNESS = 0.04;
 
 export class Pattern extends Error {}
@@ -34,17 +35,18 @@ export function findFrame(mask) {
     if (!reachesEverySide(piece)) continue;
     const filled = nd.fillHoles(piece);
     const holes = nd.label(nd.map(filled, (v, i) => (v && !piece.data[i] ? 1 : 0), Uint8Array), false);
-    if (holes.n) {
-      const holeSizes = nd.sizes(holes.labels, holes.n);
-      let largest = 1;
-      for (let i = 2; i <= holes.n; i++) if (holeSizes[i] > holeSizes[largest]) largest = i;
-      const [hy0, hy1, hx0, hx1] = nd.boxes(holes)[largest];
-      if ((hy1 - hy0) * (hx1 - hx0) >= 0.5 * piece.data.length) {
-        const hole = nd.map({ ...piece, data: holes.labels }, (v) => (v === largest ? 1 : 0), Uint8Array);
-        const inside = nd.crop(nd.binaryErosion(nd.fillHoles(hole), 3), hy0, hy1, hx0, hx1);
-        return { box: [y0 + hy0, y0 + hy1, x0 + hx0, x0 + hx1], inside };
-      }
+    if (!holes.n) continue; // A shadow across the sheet, a bold stroke: nothing shown inside.
+    const holeSizes = nd.sizes(holes.labels, holes.n);
+    let largest = 1;
+    for (let i = 2; i <= holes.n; i++) if (holeSizes[i] > holeSizes[largest]) largest = i;
+    const [hy0, hy1, hx0, hx1] = nd.boxes(holes)[largest];
+    if ((hy1 - hy0) * (hx1 - hx0) >= 0.5 * piece.data.length) {
+      const hole = nd.map({ ...piece, data: holes.labels }, (v) => (v === largest ? 1 : 0), Uint8Array);
+      const inside = nd.crop(nd.binaryErosion(nd.fillHoles(hole), 3), hy0, hy1, hx0, hx1);
+      return { box: [y0 + hy0, y0 + hy1, x0 + hx0, x0 + hx1], inside };
     }
+    const holePixels = holes.labels.reduce((n, v) => n + (v > 0), 0);
+    if (holePixels < FILLED_HOLES * piece.data.length) continue; // Grain in a shadow.
     const [top, bottom, left, right] = [piece, flip(piece), transpose(piece), flip(transpose(piece))]
       .map((side) => Math.min(sideThickness(side), Math.trunc(0.1 * side.h)) + 2);
     if (y1 - y0 - top - bottom > 8 && x1 - x0 - left - right > 8) {

@@ -14,6 +14,7 @@ const MAX_PIECES = 24;
 const MAX_HOLES_PER_DIGIT_WIDTH = 4;
 export const STROKE = 0.15, FAINT_STROKE = 0.05;
 const MAX_DIGIT_WIDTH = 1.4, JOIN_GAP = 0.3, MAX_CUTS = 12;
+const FULL_INK = 0.6; // preprocess.FULL_INK
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
 
@@ -249,7 +250,9 @@ function beyondTheSheet(ink, window, brighter) {
     const [y0, y1, x0, x1] = allBoxes[index];
     const piece = nd.map(nd.crop({ ...labelled, data: labelled.labels }, y0, y1, x0, x1),
                          (v) => (v === index ? 1 : 0), Uint8Array);
-    const thin = 2 * nd.maxDistance(piece) <= 0.12 * side;
+    // (A piece filling its box has no edge inside it to measure from: its box's side.)
+    const thick = piece.data.every((v) => v) ? Math.min(piece.h, piece.w) : 2 * nd.maxDistance(piece);
+    const thin = thick <= 0.12 * side;
     const inside = nd.crop(ink, y0, y1, x0, x1);
     const local = nd.uniformFilter(inside, 5);
     const onPiece = [], localOnPiece = [];
@@ -385,7 +388,7 @@ export function toMnist(ink) {
   if (newH !== h || newW !== w) cropped = nd.resize(cropped, newW, newH, scale < 1 ? "lanczos" : "bilinear");
   const strokes = cropped.data.filter((v) => v > 0.05);
   if (strokes.length > 20) {
-    const top = Math.max(nd.percentile(strokes, 95), 0.05);
+    const top = Math.max(FULL_INK * nd.percentile(strokes, 95), 0.05);
     cropped = nd.map(cropped, (v) => v / top);
   }
   cropped = nd.map(cropped, (v) => Math.min(Math.max(v, 0), 1));
