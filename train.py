@@ -46,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
                         "stay float32, export serves float32)")
     p.add_argument("--no-augment", action="store_true", help="turn data augmentation off")
     p.add_argument("--elastic-alpha", type=float, default=None)
+    p.add_argument("--stroke-gaps", type=int, default=None,
+                   help="augmentation: up to N short gaps erased from each digit's strokes")
     p.add_argument("--checkpoint", help="evaluate: an inference checkpoint or a workdir")
     p.add_argument("--out", help="export: where to write the inference checkpoint")
     p.add_argument("--select", choices=["final", "best"], default="final",
@@ -91,6 +93,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         aug = dataclasses.replace(aug, enabled=False)
     if args.elastic_alpha is not None:
         aug = dataclasses.replace(aug, elastic_alpha=args.elastic_alpha)
+    if args.stroke_gaps is not None:
+        aug = dataclasses.replace(aug, stroke_gaps=args.stroke_gaps)
     return dataclasses.replace(config, model=model, augment=aug).validate()
 
 

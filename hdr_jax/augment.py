@@ -45,7 +45,31 @@ def augment_image(image: jax.Array, key: jax.Array, config: AugmentConfig) -> ja
     if config.elastic_alpha > 0:
         warped = pix.elastic_deformation(k_elastic, warped, config.elastic_alpha,
                                          config.elastic_sigma, order=1, mode="constant")
+    if config.stroke_gaps > 0:  # Its own key: the warp's draws stay as they were.
+        warped = stroke_gaps(warped, jax.random.fold_in(key, 7), config)
     return warped
+
+
+def stroke_gaps(image: jax.Array, key: jax.Array, config: AugmentConfig) -> jax.Array:
+    """Erases up to `config.stroke_gaps` discs of `gap_radius` pixels centred on the strokes of
+    one [H, W, C] image (each drawn with probability 1/2, to 0-25% of its ink): a pen that
+    skips, so the model learns to read across a gap."""
+    k_where, k_keep, k_left = jax.random.split(key, 3)
+    height, width, _ = image.shape
+    ink = image[..., 0].ravel()
+    # Centres on the strokes: ink above half, each pixel alike (a blank image: anywhere).
+    logits = jnp.where(ink > 0.5, 0.0, -jnp.inf)
+    logits = jnp.where(jnp.isfinite(logits).any(), logits, 0.0)
+    n = config.stroke_gaps
+    centres = jax.random.categorical(k_where, logits, shape=(n,))
+    cy, cx = centres // width, centres % width
+    keep = jax.random.bernoulli(k_keep, 0.5, (n,))
+    left = jax.random.uniform(k_left, (n,), maxval=0.25)
+    yy, xx = jnp.mgrid[0:height, 0:width]
+    inside = ((yy[None] - cy[:, None, None]) ** 2 + (xx[None] - cx[:, None, None]) ** 2
+              <= config.gap_radius ** 2) & keep[:, None, None]
+    factor = jnp.prod(jnp.where(inside, left[:, None, None], 1.0), axis=0)
+    return image * factor[..., None]
 
 
 def augment_batch(images: jax.Array, keys: jax.Array, config: AugmentConfig) -> jax.Array:

@@ -36,6 +36,10 @@ class AugmentConfig:
     max_shear_deg: float = 8.0
     elastic_alpha: float = 0.0  # 0 turns elastic distortion off.
     elastic_sigma: float = 4.0
+    # Up to this many short gaps erased from each example's strokes (a pen that skips), each
+    # drawn with probability 1/2, a disc of `gap_radius` pixels (about a stroke). 0: off.
+    stroke_gaps: int = 0
+    gap_radius: float = 1.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +104,7 @@ class TrainConfig:
             ("width", min(self.model.conv_features) >= 1 and self.model.dense_features >= 1,
              "large enough to leave every layer at least one unit"),
             ("elastic-alpha", self.augment.elastic_alpha >= 0, "0 or more"),
+            ("stroke-gaps", self.augment.stroke_gaps >= 0, "0 or more"),
         ]
         for flag, ok, wanted in checks:
             if not ok:

@@ -71,3 +71,23 @@ def test_tta_views_are_the_image_and_its_four_one_pixel_shifts():
     views = tta_views(images)
     peaks = [tuple(int(i) for i in np.argwhere(v[0])[0]) for v in views]
     assert peaks == [(10, 10), (9, 10), (11, 10), (10, 9), (10, 11)]
+
+
+def test_stroke_gaps_only_erase_ink_in_a_few_small_discs_on_the_strokes():
+    """A pen that skips: with the warp an identity, gaps take ink away and add none; what
+    they change lies within `gap_radius` of at most `stroke_gaps` centres on the bar; the
+    warp's own draws are untouched (the same keys without gaps give the same images)."""
+    x = _digit_batch(16)
+    keys = jax.random.split(jax.random.key(2), 16)
+    gapped = np.asarray(augment_batch(x, keys, dataclasses.replace(IDENTITY, stroke_gaps=3)))
+    plain = np.asarray(augment_batch(x, keys, IDENTITY))
+    np.testing.assert_allclose(plain, x, atol=1e-6)
+    assert (gapped <= plain + 1e-6).all()
+    changed = np.abs(gapped - plain)[..., 0] > 1e-6
+    assert changed.any(axis=(1, 2)).sum() >= 8  # Each gap is drawn with probability 1/2.
+    for mask in changed:
+        ys, xs = np.nonzero(mask)
+        # Inside the bar's rows and columns, grown by the radius; 3 discs of radius 1.5: at
+        # most 3 x 9 pixels.
+        assert ys.size <= 27 and (ys.size == 0 or (ys.min() >= 6 and ys.max() <= 21
+                                                   and xs.min() >= 10 and xs.max() <= 17))

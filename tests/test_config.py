@@ -4,7 +4,14 @@ import dataclasses
 
 import pytest
 
-from hdr_jax.config import PRESETS, ConfigError, ModelConfig, TrainConfig, preset
+from hdr_jax.config import (
+    PRESETS,
+    AugmentConfig,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    preset,
+)
 from tests.conftest import run_cli, synthetic_mnist, write_idx_dataset
 
 
@@ -51,3 +58,9 @@ def test_cli_refuses_bad_flags_in_one_line_before_writing_anything(tmp_path, arg
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
     assert not workdir.exists()
+
+
+def test_negative_stroke_gaps_name_their_flag():
+    config = TrainConfig(augment=AugmentConfig(stroke_gaps=-1))
+    with pytest.raises(ConfigError, match="^--stroke-gaps must be 0 or more"):
+        config.validate()
