@@ -25,8 +25,9 @@ import numpy as np
 FRAME_COVERAGE, FRAME_BAND = 0.9, 0.12
 MIN_FRAME = 0.1  # Of the upload's width and height: smaller pieces are not frames.
 # A filled frame (a plot's coloured area) shows the digit as holes, at least this share of its
-# box (1.5-5% in plots, the digit often in pieces); a shadow across the sheet is as filled,
-# but its holes are grain (at most 0.12%): the writing in it is darker still, so part of it.
+# box (a few percent in plots, the digit often in pieces); a shadow across the sheet is as
+# filled, but its holes are grain (about a tenth of a percent): the writing in it is darker
+# still, so part of it.
 FILLED_HOLES = 0.005
 # A printed line runs at least `LINE_LENGTH` of the upload's width (height, for a vertical
 # line) and is at most `LINE_THINNESS` as thick as it is long (a 1 is ~1/7 as thick as tall).
