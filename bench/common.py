@@ -20,6 +20,18 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
+def use_library_from_argv(argv: list[str]) -> None:
+    """With `--library DIR` on the command line, puts DIR first on sys.path, so that the
+    `hdr_jax` imported after this call is that checkout's (before/after figures of a change:
+    the inputs come from this checkout, the pipeline from that one). Call it before anything
+    imports hdr_jax."""
+    import sys
+    from pathlib import Path
+
+    if "--library" in argv[:-1]:
+        sys.path.insert(0, str(Path(argv[argv.index("--library") + 1]).resolve()))
+
+
 def subprocess_env(library: str | os.PathLike | None = None, **extra: str) -> dict:
     """The environment for a benchmark's child process: this checkout (or `library`, another
     checkout) first on PYTHONPATH, which the device machine needs passed on explicitly."""

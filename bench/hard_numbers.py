@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from bench.common import header  # noqa: E402
+from bench.common import header, use_library_from_argv  # noqa: E402
 from bench.hard_uploads import (  # noqa: E402
     FRAMES,
     UNSEEN,
@@ -56,8 +56,7 @@ from bench.hard_uploads import (  # noqa: E402
     hard_number_upload,
 )
 
-if "--library" in sys.argv[:-1]:  # The uploads come from here, the pipeline from there.
-    sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--library") + 1]).resolve()))
+use_library_from_argv(sys.argv)
 
 from hdr_jax import data, preprocess  # noqa: E402
 from hdr_jax.inference import Predictor  # noqa: E402

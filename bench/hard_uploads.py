@@ -68,7 +68,7 @@ MIXED_PRESSURE, TOUCHING, SHADOW = 0.6, 0.4, 0.5
 # What tuning never saw, by name (`unseen=True` is all of them; a subset ablates).
 UNSEEN = ("gradient", "fibres", "motion", "perspective")
 # What neither tuning nor the first report set has, written down before any of it was read
-# (session 10), for the second report set (`hard_numbers.REPORT_SETS`): digits of uneven
+# (session 10), for the second report set (`hard_numbers.REPORT_RECIPES`): digits of uneven
 # size off a wavy baseline, slanted writing, a ballpoint that skips, and a low-light photo's
 # colour cast and sensor noise.
 UNSEEN_2 = ("sizes", "slant", "skips", "low light")

@@ -23,8 +23,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-if "--library" in sys.argv[:-1]:  # The uploads come from here, the pipeline from there.
-    sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--library") + 1]).resolve()))
+
+from bench.common import use_library_from_argv  # noqa: E402
+
+use_library_from_argv(sys.argv)  # Before anything imports hdr_jax.
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402

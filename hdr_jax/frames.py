@@ -45,7 +45,7 @@ class Frame:
 
 def find_frame(mask: np.ndarray) -> Frame | None:
     """The inside of the largest frame in `mask`, or None. A frame is an outline (what it
-    encloses is most of its box) or a filled area with the digit as a hole in it (a plot)."""
+    encloses is most of its box) or a filled area with the digit as holes in it (a plot)."""
     from scipy import ndimage  # Deferred: see preprocess's module docstring.
 
     h, w = mask.shape

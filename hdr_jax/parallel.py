@@ -233,8 +233,8 @@ def chunks_in_flight(chunk: int, strategy: Strategy) -> int:
     return 1 if on_cpu(strategy) else max(1, -(-STEPS_IN_FLIGHT // chunk))
 
 
-# Steps between mid-epoch checkpoints on CPU devices when the config says 0 (auto): about
-# ten seconds of the default recipe on a 2-core CPU.
+# Steps between mid-epoch checkpoints on CPU devices when the config says 0 (auto): under half
+# an epoch of the default recipe, a minute or so of training on a 2-core CPU.
 CPU_CHECKPOINT_EVERY_STEPS = 200
 
 
