@@ -6,7 +6,7 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR --report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers_2 \
-      --recipe second
+      --recipe second   # (third: tests/data/hard_numbers_3)
   python bench/hard_numbers.py --data-dir DIR --sweep [--numbers 600]
   python bench/hard_numbers.py --data-dir DIR --misses FOLDER [--numbers 400]
   python bench/hard_numbers.py --data-dir DIR --ablate [--numbers 400]
@@ -32,7 +32,11 @@ made the first one; its failures were looked at while the perspective view was h
 was replaced by seed 33, made after the last change and read once.) The first report set was
 then used to find what fails (`--ablate`: the table's edge, the pressure gradient), so a
 second, `--recipe second` (seed 55), adds effects designed after that and before it was read
-(`hard_uploads.UNSEEN_2`).
+(`hard_uploads.UNSEEN_2`). The second was used to find the skipping pen (`--ablate`), so a
+third, `--recipe third` (seed 77), adds `UNSEEN_3` and gives each number each effect of the
+three lists with probability 1/2; it was read in session 11 (with two models, nothing changed
+from either), then `--ablate` was given its effects too, so a change made from that calls for
+a fourth.
 """
 
 from __future__ import annotations
@@ -52,8 +56,10 @@ from bench.hard_uploads import (  # noqa: E402
     FRAMES,
     UNSEEN,
     UNSEEN_2,
+    UNSEEN_3,
     framed_upload,
     hard_number_upload,
+    unseen_effects,
 )
 
 use_library_from_argv(sys.argv)
@@ -68,17 +74,27 @@ TUNING_DIGITS, REPORT_DIGITS = range(0, 5000), range(5000, 10000)
 # effects tuning never saw. "first": tests/data/hard_numbers; "second" (session 10), made
 # after the first was used to find the table's edge and the pressure gradient:
 # tests/data/hard_numbers_2.
-REPORT_RECIPES = {"first": (33, frozenset(UNSEEN)),
-                  "second": (55, frozenset(UNSEEN + UNSEEN_2))}
+# "third" (session 11), made after the second was used to find the skipping pen: every effect
+# of the three lists, each number drawing each with probability 1/2 (nearer real uploads,
+# which seldom have them all): tests/data/hard_numbers_3.
+REPORT_RECIPES = {"first": (33, frozenset(UNSEEN), 1.0),
+                  "second": (55, frozenset(UNSEEN + UNSEEN_2), 1.0),
+                  "third": (77, frozenset(UNSEEN + UNSEEN_2 + UNSEEN_3), 0.5)}
 
 
 def make_numbers(test: data.Split, n: int, seed: int, digits: range,
-                 unseen: bool | frozenset[str]) -> list[tuple[bytes, str]]:
+                 unseen: bool | frozenset[str], chance: float = 1.0
+                 ) -> list[tuple[bytes, str]]:
+    """`n` written numbers of 2-8 of `digits`, each with the effects `unseen` (each drawn with
+    probability `chance` per number, in UNSEEN, UNSEEN_2, UNSEEN_3 order) and its label."""
     rng = np.random.default_rng(seed)
+    order = [e for e in UNSEEN + UNSEEN_2 + UNSEEN_3 if e in unseen_effects(unseen)]
     out = []
     for _ in range(n):
         idx = rng.integers(digits.start, digits.stop, int(rng.integers(2, 9)))
-        raw = hard_number_upload([test.images[i] for i in idx], rng, unseen=unseen)
+        effects = (unseen if chance >= 1 else
+                   frozenset(e for e in order if rng.random() < chance))
+        raw = hard_number_upload([test.images[i] for i in idx], rng, unseen=effects)
         out.append((raw, "".join(str(test.labels[i]) for i in idx)))
     return out
 
@@ -175,8 +191,9 @@ def read_report_set(folder: Path) -> list[tuple[bytes, str]]:
 
 def write_report_set(test: data.Split, folder: Path, n: int, recipe: str = "first") -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    seed, unseen = REPORT_RECIPES[recipe]
-    numbers = make_numbers(test, n, seed=seed, digits=REPORT_DIGITS, unseen=unseen)
+    seed, unseen, chance = REPORT_RECIPES[recipe]
+    numbers = make_numbers(test, n, seed=seed, digits=REPORT_DIGITS, unseen=unseen,
+                           chance=chance)
     with open(folder / "labels.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "number"])
@@ -223,11 +240,13 @@ def main() -> None:
     p.add_argument("--full-ink", type=float, default=getattr(preprocess, "FULL_INK", 1.0),
                    help="preprocess.FULL_INK to read with (how it was chosen)")
     p.add_argument("--tuning-effects", default="",
-                   help="comma-separated effects of UNSEEN/UNSEEN_2 to add to the tuning numbers")
+                   help="comma-separated effects of UNSEEN/UNSEEN_2/UNSEEN_3 to add to the tuning "
+                        "numbers")
     p.add_argument("--ablate", action="store_true",
                    help="tuning digits with each effect the report sets add, one at a time")
     p.add_argument("--misses", type=Path,
-                   help="write the tuning numbers read wrong, and why, to this folder")
+                   help="write the tuning numbers read wrong (with --tuning-effects), and why, "
+                        "to this folder")
     args = p.parse_args()
     test = data.load_mnist(args.data_dir).test
     if args.write_report_set:
@@ -236,8 +255,8 @@ def main() -> None:
     preprocess.FOLLOW_STROKES = args.follow_strokes
     preprocess.FULL_INK = args.full_ink
     effects = frozenset(filter(None, args.tuning_effects.split(",")))
-    if not effects <= set(UNSEEN + UNSEEN_2):
-        p.error(f"--tuning-effects: choose from {', '.join(UNSEEN + UNSEEN_2)}")
+    if not effects <= set(UNSEEN + UNSEEN_2 + UNSEEN_3):
+        p.error(f"--tuning-effects: choose from {', '.join(UNSEEN + UNSEEN_2 + UNSEEN_3)}")
     header(f"hard uploads, read by {Path(preprocess.__file__).parents[1]}"
            + (", cuts along the strokes" if args.follow_strokes else "")
            + f", full ink at {preprocess.FULL_INK}")
@@ -248,13 +267,14 @@ def main() -> None:
         sweep(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, unseen=False))
         return
     if args.ablate:
-        for effects in [(), *((e,) for e in UNSEEN + UNSEEN_2), UNSEEN, UNSEEN_2]:
+        for effects in [(), *((e,) for e in UNSEEN + UNSEEN_2 + UNSEEN_3), UNSEEN, UNSEEN_2,
+                        UNSEEN_3]:
             numbers = make_numbers(test, args.numbers, 0, TUNING_DIGITS, frozenset(effects))
             print(_row("tuning + " + (" + ".join(effects) or "nothing"),
                        failure_kinds(recognizer, numbers)), flush=True)
         return
     if args.misses:
-        write_misses(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, False),
+        write_misses(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, effects),
                      args.misses)
         return
     if args.numbers:

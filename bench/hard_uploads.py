@@ -72,9 +72,15 @@ UNSEEN = ("gradient", "fibres", "motion", "perspective")
 # size off a wavy baseline, slanted writing, a ballpoint that skips, and a low-light photo's
 # colour cast and sensor noise.
 UNSEEN_2 = ("sizes", "slant", "skips", "low light")
+# What none of the above has, written down before the third report set was made or read
+# (session 11, after the second set's ablation was used): a number written on ruled paper, a
+# lamp's or flash's glare washing part of it out, a number photographed from afar (digits
+# 24-48 pixels tall in a larger photo), and pencil (grey graphite, grainy strokes). The third
+# set gives each number each effect of all three lists with probability 1/2.
+UNSEEN_3 = ("ruled", "glare", "small", "pencil")
 
 
-def _unseen(unseen: bool | frozenset[str] | set[str]) -> frozenset[str]:
+def unseen_effects(unseen: bool | frozenset[str] | set[str]) -> frozenset[str]:
     return frozenset(UNSEEN if unseen is True else unseen or ())
 
 
@@ -82,6 +88,8 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
           ) -> np.ndarray:
     """Digits side by side: float [h, w] ink in [0, 1]; some faint, some touching."""
     height = int(rng.integers(50, 150))
+    if "small" in unseen:  # Photographed from afar.
+        height = int(rng.integers(24, 49))
     mixed = rng.random() < MIXED_PRESSURE  # Pressure changes from digit to digit.
     pieces = []
     for d in digits:
@@ -140,6 +148,28 @@ def _skips(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return ink.astype(np.float32)
 
 
+def _ruled(paper: np.ndarray, baseline: int, spacing: int, rng: np.random.Generator
+           ) -> np.ndarray:
+    """Ruled paper: thin blue or grey lines a line of writing apart, one near the number's
+    baseline, and sometimes a red margin."""
+    h, w, _ = paper.shape
+    colour = np.array([(0.55, 0.7, 0.95), (0.65, 0.65, 0.68)][int(rng.integers(0, 2))],
+                      np.float32)
+    rule = np.zeros((h, w), np.float32)
+    spacing = max(8, int(spacing * rng.uniform(0.8, 1.2)))
+    width = int(rng.integers(1, 4))
+    for y in range(baseline % spacing, h, spacing):
+        rule[y:y + width] = 1.0
+    if rng.random() < 0.5:
+        margin = int(rng.uniform(0.03, 0.15) * w)
+        paper = paper * (1 - rule[..., None] * (1 - colour))
+        rule = np.zeros((h, w), np.float32)
+        rule[:, margin:margin + width] = 1.0
+        colour = np.array((0.95, 0.45, 0.45), np.float32)
+    rule = ndimage.gaussian_filter(rule, 0.5)
+    return paper * (1 - rule[..., None] * (1 - colour))
+
+
 def _paper(shape: tuple[int, int], rng: np.random.Generator, unseen: frozenset[str]
            ) -> np.ndarray:
     """A photographed sheet: float RGB [h, w, 3] with light, tint, a shadow and grain."""
@@ -169,10 +199,12 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
                        unseen: bool | frozenset[str] | set[str] = False) -> bytes:
     """`digits`: uint8 [28, 28] MNIST images, written left to right and photographed: JPEG.
     `unseen`: True for every effect of `UNSEEN`, or a set of their names."""
-    unseen = _unseen(unseen)
+    unseen = unseen_effects(unseen)
     line = _line(digits, rng, unseen)
     h, w = line.shape
     H, W = h + int(rng.integers(40, 300)), w + int(rng.integers(40, 400))
+    if "small" in unseen:  # The rest of the sheet is in view too.
+        H, W = H + int(rng.integers(100, 500)), W + int(rng.integers(100, 700))
     # Kept clear of the edges a perspective view may cut off (the number stays on the sheet).
     my, mx = (int(0.08 * H), int(0.08 * W)) if "perspective" in unseen else (0, 0)
     H, W = H + 2 * my, W + 2 * mx
@@ -183,12 +215,24 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
     pen = {0: (0.08, 0.08, 0.1), 1: (0.1, 0.12, 0.45), 2: (0.3, 0.3, 0.32)}[
         int(rng.integers(0, 3))]  # Black, blue, pencil.
     paper = _paper((H, W), rng, unseen)
+    if "ruled" in unseen:
+        paper = _ruled(paper, top + int(0.8 * h), h, rng)
+    if "pencil" in unseen:  # Graphite: grey, and only the paper's raised grain takes it.
+        pen = (rng.uniform(0.25, 0.45),) * 3
+        grain = ndimage.gaussian_filter(rng.normal(0, 1, ink.shape).astype(np.float32), 0.8)
+        ink = ink * np.clip(rng.uniform(0.55, 0.8) + 0.5 * grain / max(grain.std(), 1e-6), 0, 1)
     rgb = paper * (1 - ink[..., None]) + np.array(pen, np.float32) * ink[..., None]
     rgb += rng.normal(0, rng.uniform(0.005, 0.04), rgb.shape).astype(np.float32)
     if "low light" in unseen:  # Indoor light: a colour cast, and the sensor's noise.
         rgb = rgb * rng.uniform(0.55, 0.85) * rng.uniform([0.9, 0.85, 0.7], [1.05, 1.0, 1.0])
         rgb += rng.normal(0, rng.uniform(0.02, 0.06), rgb.shape).astype(np.float32)
         rgb += ndimage.gaussian_filter(rng.normal(0, 0.03, rgb.shape), (1.5, 1.5, 0))
+    if "glare" in unseen:  # A lamp or flash reflected by the sheet: part of it washed out.
+        gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
+        radius = rng.uniform(0.15, 0.4) * max(H, W)
+        spot = np.exp(-((gy - rng.uniform(0, H)) ** 2 + (gx - rng.uniform(0, W)) ** 2)
+                      / (2 * radius ** 2))
+        rgb = rgb + (1 - rgb) * (rng.uniform(0.4, 0.85) * spot)[..., None]
     image = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.6)))
     if "motion" in unseen and rng.random() < 0.5:  # Hand shake: motion blur.

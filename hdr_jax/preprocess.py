@@ -583,8 +583,12 @@ def segment_number(ink: np.ndarray
             merged[-1] = _union(merged[-1], piece)
         else:
             merged.append(piece)
-    line_height = float(max(y1 - y0 for _, _, y0, y1, _ in merged))
-    digits = [g for g in merged if g[3] - g[2] >= 0.5 * line_height] or merged
+    tallest = max(y1 - y0 for _, _, y0, y1, _ in merged)
+    digits = [g for g in merged if g[3] - g[2] >= 0.5 * tallest]
+    # The line's digit height is their median: digits of uneven size, or two touching ones off
+    # a wavy baseline, make the tallest overstate it, and a digit much shorter than the line
+    # is taken for a stroke (`recognition.LineCosts`).
+    line_height = float(np.median([g[3] - g[2] for g in digits]))
     typical_area = float(np.median([g[4] for g in digits]))
     for fragment in (g for g in merged if not any(g is d for d in digits)):
         i = min(range(len(digits)), key=lambda j: -_overlap(fragment, digits[j]))

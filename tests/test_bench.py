@@ -76,7 +76,8 @@ def test_accelerator_phases_past_the_deadline_are_reported_as_not_run():
 
 
 @pytest.mark.parametrize("folder, recipe", [("hard_numbers", "first"),
-                                            ("hard_numbers_2", "second")])
+                                            ("hard_numbers_2", "second"),
+                                            ("hard_numbers_3", "third")])
 def test_hard_numbers_report_sets_are_reproduced_from_their_seeds(tmp_path, mnist_dir, folder,
                                                                  recipe):
     """Each committed report set is what `--write-report-set --recipe` makes: same numbers,
@@ -152,17 +153,43 @@ def test_touching_pairs_are_seeded_mnist_format_images_of_two_digits():
 
 def test_unseen_effects_ablate_one_at_a_time():
     """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the first report
-    set's recipe), a set of names adds only those, and each name, of UNSEEN and UNSEEN_2,
-    changes the picture."""
+    set's recipe), a set of names adds only those, and each name, of UNSEEN, UNSEEN_2 and
+    UNSEEN_3, changes the picture."""
     import numpy as np
 
-    from bench.hard_uploads import UNSEEN, UNSEEN_2, hard_number_upload
+    from bench.hard_uploads import UNSEEN, UNSEEN_2, UNSEEN_3, hard_number_upload
 
     digits = [np.pad(np.full((20, 8), 255, np.uint8), 4)] * 3
     made = lambda unseen: hard_number_upload(digits, np.random.default_rng(3), unseen)
     assert made(True) == made(frozenset(UNSEEN)) != made(False) == made(frozenset())
-    alone = {name: made(frozenset({name})) for name in UNSEEN + UNSEEN_2}
-    assert len({made(False), *alone.values()}) == len(UNSEEN + UNSEEN_2) + 1
+    names = UNSEEN + UNSEEN_2 + UNSEEN_3
+    alone = {name: made(frozenset({name})) for name in names}
+    assert len({made(False), *alone.values()}) == len(names) + 1
+
+
+def test_the_third_recipe_draws_each_effect_for_each_number(monkeypatch):
+    """`make_numbers(chance=0.5)` (the third report set): each number gets its own seeded
+    draw of the effects, about half of them; `chance=1` gives every number all of them."""
+    import numpy as np
+
+    import bench.hard_numbers as hard_numbers
+    from hdr_jax.data import Split
+
+    drawn = []
+    monkeypatch.setattr(hard_numbers, "hard_number_upload",
+                        lambda digits, rng, unseen: drawn.append(unseen) or b"")
+    digits = Split(np.zeros((10, 28, 28), np.uint8), np.arange(10, dtype=np.int32))
+    everything = hard_numbers.REPORT_RECIPES["third"][1]
+    assert len(everything) == 12
+    hard_numbers.make_numbers(digits, 40, 77, range(10), everything, chance=0.5)
+    first, drawn[:] = list(drawn), []
+    hard_numbers.make_numbers(digits, 40, 77, range(10), everything, chance=0.5)
+    assert drawn == first  # Seeded.
+    assert all(d <= everything for d in first) and len(set(first)) > 30
+    assert 4 <= np.mean([len(d) for d in first]) <= 8
+    drawn.clear()
+    hard_numbers.make_numbers(digits, 5, 77, range(10), everything)
+    assert drawn == [everything] * 5
 
 
 def test_accelerator_script_with_skip_core_runs_only_what_its_flags_ask_for(tmp_path):

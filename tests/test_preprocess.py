@@ -169,6 +169,21 @@ def test_number_segmentation_left_to_right_with_broken_and_touching_digits():
     assert abs(boxes[1][0] - 150) <= 2 and abs(boxes[1][2] - 200) <= 2
 
 
+def digits_of_uneven_height() -> np.ndarray:
+    """Ink of four pieces 40, 42, 38 and 64 pixels tall (digits of uneven size, and a touching
+    pair off the baseline)."""
+    ink = np.zeros((100, 300), np.float32)
+    for x, top, height in ((20, 30, 40), (70, 28, 42), (120, 32, 38), (170, 10, 64)):
+        ink[top:top + height, x:x + 30] = 1.0
+    return ink
+
+
+def test_line_height_is_the_typical_digit_not_the_tallest_piece():
+    """The line's height is the pieces' median, 41 (the tallest, 64, made the 38-pixel digit
+    look like a stroke)."""
+    assert preprocess.segment_number(digits_of_uneven_height())[3] == 41.0
+
+
 def test_number_fragments_join_their_digit_and_far_specks_are_dropped():
     img = np.zeros((120, 600), np.uint8)
     img[20:100, 40:52] = 255                      # 1

@@ -85,10 +85,11 @@ def test_numbers_on_a_sheet_seen_in_perspective(shipped_checkpoint, real_mnist):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("folder, at_least", [("hard_numbers", 161), ("hard_numbers_2", 89)])
+@pytest.mark.parametrize("folder, at_least", [("hard_numbers", 162), ("hard_numbers_2", 88),
+                                              ("hard_numbers_3", 40)])
 def test_hard_numbers_report_sets(shipped_checkpoint, folder, at_least):
     """The labelled report sets (tests/data/, made by bench/hard_numbers.py): what BENCHMARKS
-    reports, 163 and 91 of 200 exactly right, held to within two."""
+    reports, 164, 90 and 42 of 200 exactly right, held to within two."""
     recognizer = Recognizer(Predictor.from_checkpoint(shipped_checkpoint))
     counts = failure_kinds(recognizer, read_report_set(REPORT_SET.parent / folder))
     assert sum(counts.values()) == 200

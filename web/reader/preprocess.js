@@ -505,9 +505,9 @@ export function segmentNumber(ink) {
       merged.push(piece);
     }
   }
-  const lineHeight = Math.max(...merged.map((g) => g[3] - g[2]));
-  let digits = merged.filter((g) => g[3] - g[2] >= 0.5 * lineHeight);
-  if (!digits.length) digits = merged;
+  const tallest = Math.max(...merged.map((g) => g[3] - g[2]));
+  const digits = merged.filter((g) => g[3] - g[2] >= 0.5 * tallest);
+  const lineHeight = nd.median(digits.map((g) => g[3] - g[2])); // their median, as segment_number
   const typicalArea = nd.median(digits.map((g) => g[4]));
   for (const fragment of merged.filter((g) => !digits.includes(g))) {
     let i = 0;
