@@ -53,6 +53,7 @@ import numpy as np  # noqa: E402
 
 from bench.common import header, use_library_from_argv  # noqa: E402
 from bench.hard_uploads import (  # noqa: E402
+    EVERY_EFFECT,
     FRAMES,
     UNSEEN,
     UNSEEN_2,
@@ -79,16 +80,16 @@ TUNING_DIGITS, REPORT_DIGITS = range(0, 5000), range(5000, 10000)
 # which seldom have them all): tests/data/hard_numbers_3.
 REPORT_RECIPES = {"first": (33, frozenset(UNSEEN), 1.0),
                   "second": (55, frozenset(UNSEEN + UNSEEN_2), 1.0),
-                  "third": (77, frozenset(UNSEEN + UNSEEN_2 + UNSEEN_3), 0.5)}
+                  "third": (77, frozenset(EVERY_EFFECT), 0.5)}
 
 
 def make_numbers(test: data.Split, n: int, seed: int, digits: range,
                  unseen: bool | frozenset[str], chance: float = 1.0
                  ) -> list[tuple[bytes, str]]:
     """`n` written numbers of 2-8 of `digits`, each with the effects `unseen` (each drawn with
-    probability `chance` per number, in UNSEEN, UNSEEN_2, UNSEEN_3 order) and its label."""
+    probability `chance` per number, in `EVERY_EFFECT`'s order) and its label."""
     rng = np.random.default_rng(seed)
-    order = [e for e in UNSEEN + UNSEEN_2 + UNSEEN_3 if e in unseen_effects(unseen)]
+    order = [e for e in EVERY_EFFECT if e in unseen_effects(unseen)]
     out = []
     for _ in range(n):
         idx = rng.integers(digits.start, digits.stop, int(rng.integers(2, 9)))
@@ -255,8 +256,8 @@ def main() -> None:
     preprocess.FOLLOW_STROKES = args.follow_strokes
     preprocess.FULL_INK = args.full_ink
     effects = frozenset(filter(None, args.tuning_effects.split(",")))
-    if not effects <= set(UNSEEN + UNSEEN_2 + UNSEEN_3):
-        p.error(f"--tuning-effects: choose from {', '.join(UNSEEN + UNSEEN_2 + UNSEEN_3)}")
+    if not effects <= set(EVERY_EFFECT):
+        p.error(f"--tuning-effects: choose from {', '.join(EVERY_EFFECT)}")
     header(f"hard uploads, read by {Path(preprocess.__file__).parents[1]}"
            + (", cuts along the strokes" if args.follow_strokes else "")
            + f", full ink at {preprocess.FULL_INK}")
@@ -267,8 +268,7 @@ def main() -> None:
         sweep(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, unseen=False))
         return
     if args.ablate:
-        for effects in [(), *((e,) for e in UNSEEN + UNSEEN_2 + UNSEEN_3), UNSEEN, UNSEEN_2,
-                        UNSEEN_3]:
+        for effects in [(), *((e,) for e in EVERY_EFFECT), UNSEEN, UNSEEN_2, UNSEEN_3]:
             numbers = make_numbers(test, args.numbers, 0, TUNING_DIGITS, frozenset(effects))
             print(_row("tuning + " + (" + ".join(effects) or "nothing"),
                        failure_kinds(recognizer, numbers)), flush=True)

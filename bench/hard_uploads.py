@@ -78,6 +78,7 @@ UNSEEN_2 = ("sizes", "slant", "skips", "low light")
 # 24-48 pixels tall in a larger photo), and pencil (grey graphite, grainy strokes). The third
 # set gives each number each effect of all three lists with probability 1/2.
 UNSEEN_3 = ("ruled", "glare", "small", "pencil")
+EVERY_EFFECT = UNSEEN + UNSEEN_2 + UNSEEN_3  # In the order a per-number draw takes them.
 
 
 def unseen_effects(unseen: bool | frozenset[str] | set[str]) -> frozenset[str]:

@@ -157,14 +157,13 @@ def test_unseen_effects_ablate_one_at_a_time():
     UNSEEN_3, changes the picture."""
     import numpy as np
 
-    from bench.hard_uploads import UNSEEN, UNSEEN_2, UNSEEN_3, hard_number_upload
+    from bench.hard_uploads import EVERY_EFFECT, UNSEEN, hard_number_upload
 
     digits = [np.pad(np.full((20, 8), 255, np.uint8), 4)] * 3
     made = lambda unseen: hard_number_upload(digits, np.random.default_rng(3), unseen)
     assert made(True) == made(frozenset(UNSEEN)) != made(False) == made(frozenset())
-    names = UNSEEN + UNSEEN_2 + UNSEEN_3
-    alone = {name: made(frozenset({name})) for name in names}
-    assert len({made(False), *alone.values()}) == len(names) + 1
+    alone = {name: made(frozenset({name})) for name in EVERY_EFFECT}
+    assert len({made(False), *alone.values()}) == len(EVERY_EFFECT) + 1
 
 
 def test_the_third_recipe_draws_each_effect_for_each_number(monkeypatch):

@@ -179,8 +179,7 @@ def digits_of_uneven_height() -> np.ndarray:
 
 
 def test_line_height_is_the_typical_digit_not_the_tallest_piece():
-    """The line's height is the pieces' median, 41 (the tallest, 64, made the 38-pixel digit
-    look like a stroke)."""
+    """The line's height is the pieces' median, 41, not the tallest piece's 64."""
     assert preprocess.segment_number(digits_of_uneven_height())[3] == 41.0
 
 
