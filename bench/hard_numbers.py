@@ -80,7 +80,8 @@ TUNING_DIGITS, REPORT_DIGITS = range(0, 5000), range(5000, 10000)
 # which seldom have them all): tests/data/hard_numbers_3.
 REPORT_RECIPES = {"first": (33, frozenset(UNSEEN), 1.0),
                   "second": (55, frozenset(UNSEEN + UNSEEN_2), 1.0),
-                  "third": (77, frozenset(EVERY_EFFECT), 0.5)}
+                  "third": (77, frozenset(UNSEEN + UNSEEN_2 + UNSEEN_3), 0.5),
+                  "fourth": (88, frozenset(EVERY_EFFECT), 0.5)}
 
 
 def make_numbers(test: data.Split, n: int, seed: int, digits: range,

@@ -78,7 +78,12 @@ UNSEEN_2 = ("sizes", "slant", "skips", "low light")
 # 24-48 pixels tall in a larger photo), and pencil (grey graphite, grainy strokes). The third
 # set gives each number each effect of all three lists with probability 1/2.
 UNSEEN_3 = ("ruled", "glare", "small", "pencil")
-EVERY_EFFECT = UNSEEN + UNSEEN_2 + UNSEEN_3  # In the order a per-number draw takes them.
+# What none of the above has, written down in session 12 before the fourth report set was made
+# or read (after the third set's ablation was used to find the small-writing and pencil
+# refusals): writing from the sheet's other side showing through, the number underlined, a
+# line tilted more than any before (6-15 degrees), and chalk on a dark board.
+UNSEEN_4 = ("show-through", "underline", "tilt", "board")
+EVERY_EFFECT = UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4  # The order a per-number draw takes.
 
 
 def unseen_effects(unseen: bool | frozenset[str] | set[str]) -> frozenset[str]:
@@ -122,6 +127,8 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
         np.maximum(region, piece[:region.shape[0], :region.shape[1]], out=region)
         x += piece.shape[1] + gap
     line = line[:, :x + height // 2]
+    if "underline" in unseen:
+        line = _underline(line, height, rng)
     if "slant" in unseen:  # Writing that leans right, as most hands do.
         shear = np.tan(np.radians(rng.uniform(8, 22)))
         h, w = line.shape
@@ -130,8 +137,51 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
             (w + extra, h), Image.Transform.AFFINE, (1, shear, -extra, 0, 1, 0),
             Image.Resampling.BILINEAR), np.float32)
     angle = rng.uniform(-5, 5)
+    if "tilt" in unseen:  # The phone, or the sheet, turned further.
+        angle = float(np.sign(angle) or 1) * rng.uniform(6, 15)
     return np.asarray(Image.fromarray(line, "F").rotate(angle, Image.Resampling.BILINEAR,
                                                         expand=True), np.float32)
+
+
+def _underline(line: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A pen stroke under the written digits, as people underline a total: a little below the
+    lowest ink or touching it, a stroke wide, gently bowed, from near the first digit to near
+    the last."""
+    rows = np.nonzero(line.max(1) > 0.3)[0]
+    cols = np.nonzero(line.max(0) > 0.3)[0]
+    if rows.size == 0:
+        return line
+    h, w = line.shape
+    y = rows[-1] + rng.uniform(-0.02, 0.12) * height
+    x0 = int(cols[0] + rng.uniform(-0.2, 0.2) * height)
+    x1 = int(cols[-1] + rng.uniform(-0.2, 0.2) * height)
+    width = max(1.5, rng.uniform(0.05, 0.1) * height)
+    bow = rng.uniform(-0.06, 0.06) * height
+    extra = int(y + width + abs(bow) + 2) - h
+    line = np.pad(line, ((0, max(0, extra)), (0, 0)))
+    gy, gx = np.mgrid[0:line.shape[0], 0:w].astype(np.float32)
+    t = np.clip((gx - x0) / max(1, x1 - x0), 0, 1)
+    centre = y + rng.uniform(-0.05, 0.05) * height * (2 * t - 1) + bow * 4 * t * (1 - t)
+    stroke = np.clip(width / 2 + 0.5 - np.abs(gy - centre), 0, 1)
+    stroke *= (gx >= max(0, x0)) & (gx <= min(w - 1, x1))
+    return np.maximum(line, stroke.astype(np.float32) * rng.uniform(0.7, 1.0))
+
+
+def _show_through(digits: list[np.ndarray], shape: tuple[int, int], rng: np.random.Generator
+                  ) -> np.ndarray:
+    """Writing on the sheet's other side, seen through the paper: the digits mirrored, in
+    another place and size, blurred and faint (how much it darkens the paper, [h, w])."""
+    h, w = shape
+    size = int(rng.integers(40, 140))
+    mirrored = [np.fliplr(d) for d in digits[::-1]]
+    inks = [_ink(d, size, rng, 0.2) for d in mirrored]
+    ghost = np.concatenate([np.pad(i, ((0, 0), (0, size // 6))) for i in inks], axis=1)
+    out = np.zeros(shape, np.float32)
+    top, left = int(rng.integers(-size // 2, h)), int(rng.integers(-ghost.shape[1] // 2, w))
+    ys, xs = slice(max(0, top), min(h, top + size)), slice(max(0, left),
+                                                           min(w, left + ghost.shape[1]))
+    out[ys, xs] = ghost[ys.start - top: ys.stop - top, xs.start - left: xs.stop - left]
+    return ndimage.gaussian_filter(out, rng.uniform(1.5, 3.5)) * rng.uniform(0.08, 0.2)
 
 
 def _skips(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -218,10 +268,22 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
     paper = _paper((H, W), rng, unseen)
     if "ruled" in unseen:
         paper = _ruled(paper, top + int(0.8 * h), h, rng)
+    if "show-through" in unseen:
+        paper = paper * (1 - _show_through(digits, (H, W), rng))[..., None]
     if "pencil" in unseen:  # Graphite: grey, and only the paper's raised grain takes it.
         pen = (rng.uniform(0.25, 0.45),) * 3
         grain = ndimage.gaussian_filter(rng.normal(0, 1, ink.shape).astype(np.float32), 0.8)
         ink = ink * np.clip(rng.uniform(0.55, 0.8) + 0.5 * grain / max(grain.std(), 1e-6), 0, 1)
+    if "board" in unseen:  # Chalk on a dark board, with the haze of what was wiped off.
+        haze = ndimage.gaussian_filter(rng.random((H, W)).astype(np.float32), 25)
+        haze = (haze - haze.min()) / max(float(np.ptp(haze)), 1e-6)
+        board = np.array([(0.12, 0.2, 0.16), (0.13, 0.13, 0.14)][int(rng.integers(0, 2))],
+                         np.float32) * rng.uniform(0.7, 1.3)
+        paper = (paper / max(float(paper.mean()), 1e-6)) * board + (
+            rng.uniform(0.05, 0.2) * haze)[..., None]
+        pen = (rng.uniform(0.8, 0.95),) * 3
+        grain = ndimage.gaussian_filter(rng.normal(0, 1, ink.shape).astype(np.float32), 1.0)
+        ink = ink * np.clip(rng.uniform(0.6, 0.9) + 0.4 * grain / max(grain.std(), 1e-6), 0, 1)
     rgb = paper * (1 - ink[..., None]) + np.array(pen, np.float32) * ink[..., None]
     rgb += rng.normal(0, rng.uniform(0.005, 0.04), rgb.shape).astype(np.float32)
     if "low light" in unseen:  # Indoor light: a colour cast, and the sensor's noise.

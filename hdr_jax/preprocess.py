@@ -78,6 +78,9 @@ FULL_INK = 0.6
 # Cut inside a piece along the least ink (a path from top to bottom) instead of straight down.
 # An experiment (`bench/hard_numbers.py --follow-strokes`), not in the page: off.
 FOLLOW_STROKES = False
+# A line whose digits are under this many pixels tall in the working copy is read again from
+# the decoded pixels around it: a number photographed from afar.
+SMALL_LINE = 20
 EDGE_RUN = 0.4  # Of a side of the picture: what runs along it is beyond the sheet.
 # A piece of ink lying (nearly) all within this share of the picture from its sides, touching
 # one and running along at least EDGE_SPAN of it, is the table's edge past a sheet seen in
@@ -269,14 +272,7 @@ def ink_map(grey: np.ndarray, ink: np.ndarray | None = None,
     # stroke) keeps lighting gradients, vignetting and the sharp edge of a shadow, and drops
     # the strokes; what rises above it is ink (a top-hat transform).
     ink = ink - _opening(ink, window)
-    sample = _sample(ink)
-    bg_values = sample[sample < _otsu(np.clip(sample, 0, 1))]
-    if bg_values.size:
-        # Noise floor: paper texture and JPEG ringing sit within a few MADs of the background.
-        med = float(np.median(bg_values))
-        mad = float(np.median(np.abs(bg_values - med)))
-        ink = ink - (med + 4 * 1.4826 * mad)
-    ink = np.clip(ink, 0, None)
+    ink = np.clip(ink - _noise_floor(_sample(ink)), 0, None)
     strokes = ink[ink > 0]
     if strokes.size == 0:
         raise NoDigitFound()
@@ -284,6 +280,22 @@ def ink_map(grey: np.ndarray, ink: np.ndarray | None = None,
     if top <= 0.05:
         raise NoDigitFound()
     return np.where(beyond, 0.0, np.clip(ink / top, 0, 1)).astype(np.float32)
+
+
+def _noise_floor(sample: np.ndarray) -> float:
+    """The level paper texture and JPEG ringing stay under, in the top-hat `sample`: a few
+    MADs above the background's median. The background starts as the darker of Otsu's two
+    classes and is then sigma-clipped (kept within 3 MADs, five times): where there is little
+    ink (small writing, far off) Otsu splits the paper's own texture in two, and its lower
+    half alone would put the floor inside the texture."""
+    background = sample[sample < _otsu(np.clip(sample, 0, 1))]
+    if background.size == 0:
+        return 0.0
+    for _ in range(5):
+        med = float(np.median(background))
+        mad = float(np.median(np.abs(background - med)))
+        background = sample[sample <= med + 3 * 1.4826 * mad]
+    return med + 4 * 1.4826 * mad
 
 
 def _opening(image: np.ndarray, window: int, step: int = 4) -> np.ndarray:
@@ -414,21 +426,31 @@ def _along_the_edges(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 
 
 def _near_the_writing(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Which pieces lie near the rows of the largest one: a piece further than half its height
-    above or below them is no part of the writing (a shadow's corner, a smudge at the sheet's
-    edge), and would stretch the line's height if kept."""
+    """Which pieces lie near the rows of the writing's largest piece: a piece further than half
+    its height above or below them is no part of the writing (a shadow's corner, a smudge at
+    the sheet's edge), and would stretch the line's height if kept. That piece is the largest
+    clear of the picture's sides where one is at least a quarter the size of the largest of
+    all: the grainy edge of a shadow, cut off by a side, can outgrow a number written small."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
-    rows = [(sl[0].start, sl[0].stop) for sl in ndimage.find_objects(labels)]
-    top, bottom = rows[int(sizes.argmax())]
+    h, w = labels.shape
+    boxes = ndimage.find_objects(labels)
+    clear = np.array([ys.start > 0 and xs.start > 0 and ys.stop < h and xs.stop < w
+                      for ys, xs in boxes])
+    inner = np.where(clear, sizes, 0)
+    largest = int(inner.argmax() if inner.max() >= 0.25 * sizes.max() else sizes.argmax())
+    top, bottom = boxes[largest][0].start, boxes[largest][0].stop
     margin = 0.5 * (bottom - top)
-    return np.array([False] + [top - margin <= y1 and y0 <= bottom + margin for y0, y1 in rows])
+    return np.array([False] + [top - margin <= ys.stop and ys.start <= bottom + margin
+                               for ys, _ in boxes])
 
 
 def _check_holes(strokes: np.ndarray) -> None:
     """Raises NotHandwriting when the strokes enclose far more holes than digits have."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
+    # A pixel-wide gap in a stroke is no hole: pencil and chalk leave grainy strokes.
+    strokes = ndimage.grey_closing(strokes, size=(3, 3)) | strokes
     background, n = ndimage.label(~strokes)
     if n <= MAX_HOLES_PER_DIGIT_WIDTH:
         return
@@ -658,9 +680,11 @@ class NumberLine:
     height: float  # The line's digit height in the upload's pixels.
 
 
-def number_line(image: Decoded | np.ndarray, look_inside: int = 2) -> NumberLine:
+def number_line(image: Decoded | np.ndarray, look_inside: int = 2, closer: bool = True
+                ) -> NumberLine:
     """A number written on one line -> every digit it may hold, in MNIST format. A number
-    inside a frame (a form's box, a screen) is read inside it."""
+    inside a frame (a form's box, a screen) is read inside it; one written small in a large
+    picture (`closer`), again at the decoded resolution around it."""
     grey, scale = _unpack(image)
     h, w = grey.shape
     work, factor = _working_copy(grey)
@@ -668,14 +692,17 @@ def number_line(image: Decoded | np.ndarray, look_inside: int = 2) -> NumberLine
     region = _region(ink)
     if look_inside and (inner := _inside_frame(image, region, factor)):
         try:
-            line = number_line(inner[0], look_inside - 1)
-            return dataclasses.replace(line, spans={
-                span: dataclasses.replace(d, box=_shift(d.box, *inner[1:]))
-                for span, d in line.spans.items()})
+            return _shifted(number_line(inner[0], look_inside - 1), *inner[1:])
         except NoDigitFound:
             pass  # Not a frame after all: read the whole upload.
     ink = _keep_digit_components(ink_map(work, ink, region))
     cuts, pieces, spans, line_height = segment_number(ink)
+    if closer and factor > 1 and line_height < SMALL_LINE:
+        near = _around_the_writing(image, ink, factor, line_height)
+        try:
+            return _shifted(number_line(near[0], 0, closer=False), *near[1:])
+        except NoDigitFound:
+            pass  # (Seen closer, the writing is specks after all: the whole picture's reading.)
     size = (round(w * scale), round(h * scale))
     paths = cut_paths(ink, cuts, pieces, line_height)
     digits = {(i, j): digit_between(ink, paths[i], paths[j], factor * scale, size)
@@ -684,6 +711,26 @@ def number_line(image: Decoded | np.ndarray, look_inside: int = 2) -> NumberLine
     return NumberLine(len(cuts), tuple(pieces),
                       {span: d for span, d in digits.items() if d is not None},
                       line_height * factor * scale)
+
+
+def _shifted(line: NumberLine, dx: int, dy: int) -> NumberLine:
+    """`line` read in a part of the upload, its boxes moved into the whole upload's pixels."""
+    return dataclasses.replace(line, spans={
+        span: dataclasses.replace(d, box=_shift(d.box, dx, dy)) for span, d in line.spans.items()})
+
+
+def _around_the_writing(image: Decoded | np.ndarray, ink: np.ndarray, factor: float,
+                        line_height: float) -> tuple[Decoded, int, int]:
+    """The writing found in the working copy (`ink`, `factor` times smaller than `image`),
+    with two line heights of paper around it, cut from `image` at its decoded resolution, and its
+    offset in the upload's pixels: a number photographed from afar, read closer."""
+    grey, scale = _unpack(image)
+    ys, xs = np.nonzero(ink > 0)
+    margin = 2 * line_height
+    y0, x0 = (max(0, int((v.min() - margin) * factor)) for v in (ys, xs))
+    y1 = min(grey.shape[0], int(np.ceil((ys.max() + 1 + margin) * factor)))
+    x1 = min(grey.shape[1], int(np.ceil((xs.max() + 1 + margin) * factor)))
+    return Decoded(grey[y0:y1, x0:x1], scale), round(x0 * scale), round(y0 * scale)
 
 
 def digit_between(ink: np.ndarray, left: int | np.ndarray, right: int | np.ndarray,

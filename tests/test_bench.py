@@ -77,7 +77,8 @@ def test_accelerator_phases_past_the_deadline_are_reported_as_not_run():
 
 @pytest.mark.parametrize("folder, recipe", [("hard_numbers", "first"),
                                             ("hard_numbers_2", "second"),
-                                            ("hard_numbers_3", "third")])
+                                            ("hard_numbers_3", "third"),
+                                            ("hard_numbers_4", "fourth")])
 def test_hard_numbers_report_sets_are_reproduced_from_their_seeds(tmp_path, mnist_dir, folder,
                                                                  recipe):
     """Each committed report set is what `--write-report-set --recipe` makes: same numbers,
@@ -153,8 +154,8 @@ def test_touching_pairs_are_seeded_mnist_format_images_of_two_digits():
 
 def test_unseen_effects_ablate_one_at_a_time():
     """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the first report
-    set's recipe), a set of names adds only those, and each name, of UNSEEN, UNSEEN_2 and
-    UNSEEN_3, changes the picture."""
+    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_4,
+    changes the picture."""
     import numpy as np
 
     from bench.hard_uploads import EVERY_EFFECT, UNSEEN, hard_number_upload

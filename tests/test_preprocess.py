@@ -236,6 +236,21 @@ def test_a_smudge_far_above_the_line_is_no_part_of_it():
     assert [d.box[1] for d in digits] == [130, 130]
 
 
+def test_the_writing_is_told_by_its_largest_piece_clear_of_the_sides():
+    """`_near_the_writing`: a shadow's grainy edge cut off by the left side, larger than any
+    digit, lies far below a small number; the number's rows are kept and the edge is not
+    (the largest piece of all, as before, kept the edge and dropped the number). Where
+    nothing clear of the sides is a quarter the largest's size, the largest still decides."""
+    labels = np.zeros((200, 300), np.int32)
+    labels[20:36, 100:108] = 1             # a digit, 128 pixels
+    labels[22:36, 120:128] = 2             # another, 112
+    labels[120:160, 0:12] = 3              # the shadow's edge, 480, touching the left side
+    sizes = np.bincount(labels.ravel())[1:]
+    assert preprocess._near_the_writing(labels, sizes).tolist() == [False, True, True, False]
+    sizes = np.array([128, 112, 4000])     # (were the edge's piece far larger)
+    assert preprocess._near_the_writing(labels, sizes).tolist() == [False, False, False, True]
+
+
 def test_a_strip_along_the_picture_edge_is_no_writing_but_a_digit_touching_it_is():
     """`_along_the_edges` on labelled pieces of a 200x300 picture: the table's edge past a sheet
     (thin, touching a side, running along it) goes; a 7 cropped tightly (its bar along the
@@ -250,6 +265,39 @@ def test_a_strip_along_the_picture_edge_is_no_writing_but_a_digit_touching_it_is
     sizes = np.bincount(labels.ravel())[1:]
     assert preprocess._along_the_edges(labels, sizes).tolist() == [
         True, False, False, False, False]
+
+
+def test_the_noise_floor_clears_the_paper_texture_when_ink_is_scarce_or_plentiful():
+    """Top-hat values of textured paper (0.05 +- 0.02) with faint ink (0.3) on 0.1% of the
+    pixels (a number photographed from afar): the floor leaves under 0.5% of the texture
+    above it (Otsu's darker class alone, the texture's lower half here, left 4%). With ink on
+    a third of them (a digit filling a plot), the floor still lies well below the ink."""
+    rng = np.random.default_rng(0)
+    paper = rng.normal(0.05, 0.02, 40_000).astype(np.float32)
+    for share in (0.001, 0.33):
+        sample = paper.copy()
+        sample[: int(share * sample.size)] = 0.3
+        floor = preprocess._noise_floor(sample)
+        assert np.mean(paper > floor) < 0.005 and floor < 0.2, (share, floor)
+
+
+def test_grain_inside_strokes_is_no_hole_but_a_mesh_of_cells_is():
+    """A ring (a 0) whose stroke is pitted with one-pixel gaps (pencil grain) passes the hole
+    count; a mesh of 3x3-pixel cells, as wide as many digits, is refused as a pattern."""
+    yy, xx = np.mgrid[0:60, 0:50]
+    r = np.hypot(yy - 30, xx - 25)
+    ring = (r >= 15) & (r <= 22)
+    rng = np.random.default_rng(1)
+    pits = ring & (rng.random(ring.shape) < 0.15) & (r > 16) & (r < 21)
+    grainy = ring & ~pits
+    assert ndimage.label(~grainy)[1] > 20  # Many enclosed gaps before the closing.
+    preprocess._check_holes(grainy)
+    mesh = np.ones((40, 160), bool)
+    for y in range(2, 38, 5):
+        for x in range(2, 158, 5):
+            mesh[y:y + 3, x:x + 3] = False
+    with pytest.raises(preprocess.NotHandwriting):
+        preprocess._check_holes(mesh)
 
 
 def test_random_noise_is_no_digit_or_a_digit_never_an_exception():

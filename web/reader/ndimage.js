@@ -148,6 +148,16 @@ export function greyOpening(img, size) {
   return out;
 }
 
+/** scipy.ndimage.grey_closing(img, size=(size, size)) for an odd size: dilation, then
+ * erosion. */
+export function greyClosing(img, size) {
+  let out = img;
+  for (const kind of ["max", "min"]) {
+    for (const axis of [0, 1]) out = filter1d(out, size, axis, -Math.floor(size / 2), kind);
+  }
+  return out;
+}
+
 /** scipy.ndimage.gaussian_filter(img, sigma) with its default truncate (4 sigmas). */
 export function gaussianFilter(img, sigma) {
   const radius = Math.floor(4 * sigma + 0.5);

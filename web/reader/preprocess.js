@@ -15,6 +15,7 @@ const MAX_HOLES_PER_DIGIT_WIDTH = 4;
 export const STROKE = 0.15, FAINT_STROKE = 0.05;
 const MAX_DIGIT_WIDTH = 1.4, JOIN_GAP = 0.3, MAX_CUTS = 12;
 const FULL_INK = 0.6; // preprocess.FULL_INK
+const SMALL_LINE = 20;  // preprocess.SMALL_LINE
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
 
@@ -191,21 +192,29 @@ export function inkMap(grey, polarisedInk = null, brighter = null) {
   if (nd.percentile(sample, 99.9) - nd.percentile(sample, 50) < 0.08) throw new NoDigitFound();
   const paper = opening(ink, window);
   ink = nd.map(ink, (v, i) => v - paper.data[i]);
-  sample = nd.sample(ink);
-  const threshold = nd.otsu(sample.map((v) => Math.min(Math.max(v, 0), 1)));
-  const background = sample.filter((v) => v < threshold);
-  if (background.length) {
-    const med = nd.median(background);
-    const mad = nd.median(background.map((v) => Math.abs(v - med)));
-    const floor = med + 4 * 1.4826 * mad;
-    ink = nd.map(ink, (v) => v - floor);
-  }
-  ink = nd.map(ink, (v) => Math.max(v, 0));
+  const floor = noiseFloor(nd.sample(ink));
+  ink = nd.map(ink, (v) => Math.max(v - floor, 0));
   const strokes = ink.data.filter((v) => v > 0);
   if (!strokes.length) throw new NoDigitFound();
   const top = strokes.length > 20 ? nd.percentile(strokes, 95) : nd.max(strokes);
   if (top <= 0.05) throw new NoDigitFound();
   return nd.map(ink, (v, i) => (beyond.data[i] ? 0 : Math.min(Math.max(v / top, 0), 1)));
+}
+
+/** preprocess._noise_floor: a few MADs above the background, Otsu's darker class
+ * sigma-clipped five times. */
+function noiseFloor(sample) {
+  const threshold = nd.otsu(sample.map((v) => Math.min(Math.max(v, 0), 1)));
+  let background = sample.filter((v) => v < threshold);
+  if (!background.length) return 0;
+  let med = 0, mad = 0;
+  for (let k = 0; k < 5; k++) {
+    med = nd.median(background);
+    mad = nd.median(background.map((v) => Math.abs(v - med)));
+    const clip = Math.fround(med + 3 * 1.4826 * mad);  // (numpy compares in float32.)
+    background = sample.filter((v) => v <= clip);
+  }
+  return med + 4 * 1.4826 * mad;
 }
 
 /** preprocess._opening: a grey opening on 4x4 block minima, brought back by bilinear zoom. */
@@ -349,7 +358,14 @@ function alongTheEdges(labelled, pieceSizes) {
  * largest piece's height above or below its rows. */
 function nearTheWriting(labelled, pieceSizes, keep) {
   const rows = nd.boxes(labelled).slice(1);
-  const [top, bottom] = rows[pieceSizes.indexOf(nd.max(pieceSizes))];
+  // The largest piece clear of the picture's sides, if it is a quarter the largest's size.
+  const inner = pieceSizes.map((size, i) => {
+    const [y0, y1, x0, x1] = rows[i];
+    return y0 > 0 && x0 > 0 && y1 < labelled.h && x1 < labelled.w ? size : 0;
+  });
+  const largest = nd.max(inner) >= 0.25 * nd.max(pieceSizes)
+    ? inner.indexOf(nd.max(inner)) : pieceSizes.indexOf(nd.max(pieceSizes));
+  const [top, bottom] = rows[largest];
   const margin = 0.5 * (bottom - top);
   rows.forEach(([y0, y1], i) => { if (!(top - margin <= y1 && y0 <= bottom + margin)) keep[i + 1] = 0; });
 }
@@ -366,6 +382,9 @@ function extent(img) {
 }
 
 function checkHoles(strokes) {
+  // A pixel-wide gap in a stroke is no hole: pencil and chalk leave grainy strokes.
+  const closed = nd.greyClosing(strokes, 3);
+  strokes = nd.map(strokes, (v, i) => (v || closed.data[i] ? 1 : 0), Uint8Array);
   const background = nd.label(nd.map(strokes, (v) => (v ? 0 : 1), Uint8Array), false);
   if (background.n <= MAX_HOLES_PER_DIGIT_WIDTH) return;
   const holeSizes = nd.sizes(background.labels, background.n);
@@ -579,7 +598,7 @@ function union(a, b) {
 }
 
 /** A number on one line -> {nCuts, pieces, spans: Map "i,j" -> digit, height}. */
-export function numberLine(upload, lookInside = 2) {
+export function numberLine(upload, lookInside = 2, closer = true) {
   const { grey, scale } = unpack(upload);
   const [work, factor] = workingCopy(grey);
   let ink = polarised(work);
@@ -587,15 +606,21 @@ export function numberLine(upload, lookInside = 2) {
   const inner = lookInside ? insideFrame(upload, brighter, factor) : null;
   if (inner) {
     try {
-      const line = numberLine(inner.upload, lookInside - 1);
-      for (const [span, d] of line.spans) line.spans.set(span, { ...d, box: shift(d.box, inner.dx, inner.dy) });
-      return line;
+      return shifted(numberLine(inner.upload, lookInside - 1), inner);
     } catch (err) {
       if (!(err instanceof NoDigitFound)) throw err;
     }
   }
   ink = keepDigitComponents(inkMap(work, ink, brighter));
   const { cuts, between, spans, lineHeight } = segmentNumber(ink);
+  if (closer && factor > 1 && lineHeight < SMALL_LINE) {
+    const near = aroundTheWriting(upload, ink, factor, lineHeight);
+    try {
+      return shifted(numberLine(near.upload, 0, false), near);
+    } catch (err) {
+      if (!(err instanceof NoDigitFound)) throw err;
+    }
+  }
   const size = [roundHalfEven(grey.w * scale), roundHalfEven(grey.h * scale)];
   const digits = new Map();
   for (const [i, j] of spans) {
@@ -603,6 +628,24 @@ export function numberLine(upload, lookInside = 2) {
     if (digit) digits.set(`${i},${j}`, digit);
   }
   return { nCuts: cuts.length, pieces: between, spans: digits, height: lineHeight * factor * scale };
+}
+
+function shifted(line, { dx, dy }) {
+  for (const [span, d] of line.spans) line.spans.set(span, { ...d, box: shift(d.box, dx, dy) });
+  return line;
+}
+
+/** preprocess._around_the_writing: the writing, two line heights around, at decoded size. */
+function aroundTheWriting(upload, ink, factor, lineHeight) {
+  const { grey, scale } = unpack(upload);
+  const [[ya, yb], [xa, xb]] = extent(ink);
+  const margin = 2 * lineHeight;
+  const y0 = Math.max(0, Math.trunc((ya - margin) * factor));
+  const x0 = Math.max(0, Math.trunc((xa - margin) * factor));
+  const y1 = Math.min(grey.h, Math.ceil((yb + 1 + margin) * factor));
+  const x1 = Math.min(grey.w, Math.ceil((xb + 1 + margin) * factor));
+  return { upload: { grey: nd.crop(grey, y0, y1, x0, x1), scale, rgb: null },
+           dx: roundHalfEven(x0 * scale), dy: roundHalfEven(y0 * scale) };
 }
 
 function digitBetween(ink, x0, x1, factor, size) {
