@@ -81,6 +81,15 @@ FOLLOW_STROKES = False
 # A line whose digits are under this many pixels tall in the working copy is read again from
 # the decoded pixels around it: a number photographed from afar.
 SMALL_LINE = 20
+# Strokes are grainy (pencil, chalk, a dim photo's noise) with more than `GRAINY` pits
+# (enclosed gaps of at most 4 pixels) per 100 stroke pixels, and are then found again in the
+# picture smoothed by a Gaussian of `GRAIN_SIGMA` pixels. Both chosen on the tuning generator
+# with pencil, small writing and low light (session 12).
+GRAINY, GRAIN_SIGMA = 0.3, 1.5
+# Ink is at full strength at the strongest ink within `_window` of it, or at this share of
+# the picture's stroke level where all ink nearby is fainter (chosen on the tuning generator
+# with glare, pencil, small writing and low light, session 12).
+LOCAL_INK = 0.5
 EDGE_RUN = 0.4  # Of a side of the picture: what runs along it is beyond the sheet.
 # A piece of ink lying (nearly) all within this share of the picture from its sides, touching
 # one and running along at least EDGE_SPAN of it, is the table's edge past a sheet seen in
@@ -258,9 +267,13 @@ def polarised(grey: np.ndarray) -> np.ndarray:
 
 
 def ink_map(grey: np.ndarray, ink: np.ndarray | None = None,
-            region: np.ndarray | None = None) -> np.ndarray:
+            region: np.ndarray | None = None, along_a_line: bool = False) -> np.ndarray:
     """Greyscale as seen -> ink intensity in [0, 1] on a zero background (MNIST polarity).
-    `ink`: `polarised(grey)`, and `region`: `_region(ink)`, where the caller has them."""
+    `ink`: `polarised(grey)`, and `region`: `_region(ink)`, where the caller has them.
+    `along_a_line`: a line of digits, each brought to full strength where it is; one digit
+    (inside a box, on a screen) is measured against its own strongest strokes."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
     window = _window(grey)
     ink = polarised(grey) if ink is None else ink
     beyond = _beyond_the_sheet(ink, window, _region(ink) if region is None else region)
@@ -279,7 +292,12 @@ def ink_map(grey: np.ndarray, ink: np.ndarray | None = None,
     top = float(np.percentile(strokes, 95)) if strokes.size > 20 else float(strokes.max())
     if top <= 0.05:
         raise NoDigitFound()
-    return np.where(beyond, 0.0, np.clip(ink / top, 0, 1)).astype(np.float32)
+    if not along_a_line:
+        return np.where(beyond, 0.0, np.clip(ink / top, 0, 1)).astype(np.float32)
+    # Full strength where the ink is (`LOCAL_INK`): a number half washed out by glare is
+    # brought up there, not measured against the boldest digit.
+    local = np.maximum(ndimage.maximum_filter(ink, size=window), LOCAL_INK * top)
+    return np.where(beyond, 0.0, np.clip(ink / local, 0, 1)).astype(np.float32)
 
 
 def _noise_floor(sample: np.ndarray) -> float:
@@ -406,6 +424,44 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
     return np.where(kept, ink, 0.0)
 
 
+def _writing(work: np.ndarray, ink: np.ndarray, region: np.ndarray, along_a_line: bool
+             ) -> np.ndarray:
+    """The writing in the working copy `work` (`ink`: `polarised(work)`, `region`:
+    `_region(ink)`) as `ink_map` intensities, what is not writing dropped. Grainy strokes
+    (pencil, chalk, a dim photo's noise) are found again in `ink` smoothed, where the writing
+    is tall enough that its pits are grain, not the bends of a thin stroke. `along_a_line`:
+    as for `ink_map`."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    strokes = _keep_digit_components(ink_map(work, ink, region, along_a_line))
+    rows = np.nonzero(strokes.any(1))[0]
+    if rows[-1] - rows[0] < SMALL_LINE or _pits(strokes > STROKE) <= GRAINY:
+        return strokes
+    try:
+        smooth = ndimage.gaussian_filter(ink, GRAIN_SIGMA)
+        return _keep_digit_components(ink_map(work, smooth, region, along_a_line))
+    except NoDigitFound:
+        return strokes
+
+
+def _pits(strokes: np.ndarray) -> float:
+    """Gaps of at most 4 pixels that `strokes` enclose, per 100 stroke pixels."""
+    return float(np.sum(_gaps(strokes) <= 4) * 100 / max(1, int(strokes.sum())))
+
+
+def _gaps(strokes: np.ndarray) -> np.ndarray:
+    """The size of each gap `strokes` enclose: 4-connected pieces of what is not stroke,
+    away from the sides."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    background, n = ndimage.label(~strokes)
+    inside = np.ones(n + 1, bool)
+    inside[np.concatenate([background[0], background[-1], background[:, 0],
+                           background[:, -1]])] = False
+    inside[0] = False
+    return np.bincount(background.ravel(), minlength=n + 1)[inside]
+
+
 def _along_the_edges(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Which pieces are a thin strip along the picture's sides (`EDGE_BAND`, `EDGE_SPAN`):
     what is left of the table past a sheet in perspective where it is thinner than a stroke
@@ -450,14 +506,7 @@ def _check_holes(strokes: np.ndarray) -> None:
     from scipy import ndimage  # Deferred: see the module docstring.
 
     # A pixel-wide gap in a stroke is no hole: pencil and chalk leave grainy strokes.
-    strokes = ndimage.grey_closing(strokes, size=(3, 3)) | strokes
-    background, n = ndimage.label(~strokes)
-    if n <= MAX_HOLES_PER_DIGIT_WIDTH:
-        return
-    edge = np.unique(np.concatenate([background[0], background[-1], background[:, 0],
-                                     background[:, -1]]))
-    sizes = np.bincount(background.ravel(), minlength=n + 1)[1:]
-    holes = int(np.sum(sizes >= 4)) - int(np.sum(sizes[edge[edge > 0] - 1] >= 4))
+    holes = int(np.sum(_gaps(ndimage.grey_closing(strokes, size=(3, 3)) | strokes) >= 4))
     digit_widths = max(1.0, strokes.shape[1] / strokes.shape[0])
     if holes > MAX_HOLES_PER_DIGIT_WIDTH * digit_widths:
         raise NotHandwriting()
@@ -536,7 +585,7 @@ def preprocess_digit(image: Decoded | np.ndarray, look_inside: int = 2) -> Digit
             return dataclasses.replace(digit, box=_shift(digit.box, *inner[1:]))
         except NoDigitFound:
             pass  # Not a frame after all (a bold 0): read the whole upload.
-    ink = _keep_digit_components(ink_map(work, ink, region))
+    ink = _writing(work, ink, region, along_a_line=False)
     ys, xs = np.nonzero(ink > 0)
     box = _scale_box((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), factor * scale,
                      round(w * scale), round(h * scale))
@@ -695,7 +744,7 @@ def number_line(image: Decoded | np.ndarray, look_inside: int = 2, closer: bool 
             return _shifted(number_line(inner[0], look_inside - 1), *inner[1:])
         except NoDigitFound:
             pass  # Not a frame after all: read the whole upload.
-    ink = _keep_digit_components(ink_map(work, ink, region))
+    ink = _writing(work, ink, region, along_a_line=True)
     cuts, pieces, spans, line_height = segment_number(ink)
     if closer and factor > 1 and line_height < SMALL_LINE:
         near = _around_the_writing(image, ink, factor, line_height)

@@ -281,15 +281,42 @@ def test_the_noise_floor_clears_the_paper_texture_when_ink_is_scarce_or_plentifu
         assert np.mean(paper > floor) < 0.005 and floor < 0.2, (share, floor)
 
 
-def test_grain_inside_strokes_is_no_hole_but_a_mesh_of_cells_is():
-    """A ring (a 0) whose stroke is pitted with one-pixel gaps (pencil grain) passes the hole
-    count; a mesh of 3x3-pixel cells, as wide as many digits, is refused as a pattern."""
+def _pitted_ring() -> tuple[np.ndarray, np.ndarray]:
+    """A ring (a 0), and the same with its stroke pitted by one-pixel gaps (pencil grain)."""
     yy, xx = np.mgrid[0:60, 0:50]
     r = np.hypot(yy - 30, xx - 25)
     ring = (r >= 15) & (r <= 22)
     rng = np.random.default_rng(1)
     pits = ring & (rng.random(ring.shape) < 0.15) & (r > 16) & (r < 21)
-    grainy = ring & ~pits
+    return ring, ring & ~pits
+
+
+def test_along_a_line_a_faint_digit_is_brought_up_where_it_is_at_most_twofold():
+    """`ink_map(along_a_line=True)`: a bar written faintly (a sixth of a bold bar's contrast)
+    far from the bold one is brought up to `1 / LOCAL_INK` times its strength in a single
+    digit's ink map, the bold one to full strength; where there is no ink, nothing is."""
+    grey = np.full((120, 600), 0.9, np.float32)
+    grey[30:90, 50:60] = 0.1
+    grey[30:90, 500:510] = 0.75
+    digit, line = (preprocess.ink_map(grey, along_a_line=a) for a in (False, True))
+    assert 0.1 < digit[30:90, 500:510].max() < 0.3
+    ratio = line[30:90, 500:510].max() / digit[30:90, 500:510].max()
+    assert abs(ratio - 1 / preprocess.LOCAL_INK) < 0.01, ratio
+    assert line[30:90, 50:60].max() == 1.0 and not line[:, 200:400].any()
+
+
+def test_pits_tell_grainy_strokes_from_clean_ones():
+    """`_pits`: a clean ring encloses one gap (its hole, far larger than 4 pixels): no pits; the
+    pitted ring has many, well over `GRAINY` per 100 stroke pixels."""
+    ring, grainy = _pitted_ring()
+    assert preprocess._pits(ring) == 0
+    assert preprocess._pits(grainy) > 10 * preprocess.GRAINY
+
+
+def test_grain_inside_strokes_is_no_hole_but_a_mesh_of_cells_is():
+    """A ring (a 0) whose stroke is pitted with one-pixel gaps (pencil grain) passes the hole
+    count; a mesh of 3x3-pixel cells, as wide as many digits, is refused as a pattern."""
+    _, grainy = _pitted_ring()
     assert ndimage.label(~grainy)[1] > 20  # Many enclosed gaps before the closing.
     preprocess._check_holes(grainy)
     mesh = np.ones((40, 160), bool)

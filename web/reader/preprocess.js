@@ -16,6 +16,7 @@ export const STROKE = 0.15, FAINT_STROKE = 0.05;
 const MAX_DIGIT_WIDTH = 1.4, JOIN_GAP = 0.3, MAX_CUTS = 12;
 const FULL_INK = 0.6; // preprocess.FULL_INK
 const SMALL_LINE = 20;  // preprocess.SMALL_LINE
+const GRAINY = 0.3, GRAIN_SIGMA = 1.5, LOCAL_INK = 0.5;
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
 
@@ -184,7 +185,7 @@ export function polarised(grey) {
   return darkInk ? nd.map(grey, (v) => 1 - v) : nd.map(grey, (v) => v);
 }
 
-export function inkMap(grey, polarisedInk = null, brighter = null) {
+export function inkMap(grey, polarisedInk = null, brighter = null, alongALine = false) {
   const window = windowOf(grey);
   let ink = polarisedInk || polarised(grey);
   const beyond = beyondTheSheet(ink, window, brighter || region(ink));
@@ -198,7 +199,12 @@ export function inkMap(grey, polarisedInk = null, brighter = null) {
   if (!strokes.length) throw new NoDigitFound();
   const top = strokes.length > 20 ? nd.percentile(strokes, 95) : nd.max(strokes);
   if (top <= 0.05) throw new NoDigitFound();
-  return nd.map(ink, (v, i) => (beyond.data[i] ? 0 : Math.min(Math.max(v / top, 0), 1)));
+  if (!alongALine) return nd.map(ink, (v, i) => (beyond.data[i] ? 0 : Math.min(Math.max(v / top, 0), 1)));
+  // Full strength where the ink is (preprocess.LOCAL_INK): glare's washed-out digits too.
+  const nearby = nd.maximumFilter1d(nd.maximumFilter1d(ink, window, 0), window, 1);
+  const least = Math.fround(LOCAL_INK * top);  // (NumPy compares in float32.)
+  return nd.map(ink, (v, i) => (beyond.data[i] ? 0
+    : Math.min(Math.max(v / Math.max(nearby.data[i], least), 0), 1)));
 }
 
 /** preprocess._noise_floor: a few MADs above the background, Otsu's darker class
@@ -381,16 +387,40 @@ function extent(img) {
   return y1 < 0 ? null : [[y0, y1], [x0, x1]];
 }
 
+/** preprocess._writing: the kept strokes, found again smoothed where they are grainy. */
+function writing(work, ink, brighter, alongALine) {
+  const strokes = keepDigitComponents(inkMap(work, ink, brighter, alongALine));
+  const [ys] = extent(strokes);
+  const mask = nd.map(strokes, (v) => (v > STROKE ? 1 : 0), Uint8Array);
+  if (ys[1] - ys[0] < SMALL_LINE || pits(mask) <= GRAINY) return strokes;
+  try {
+    return keepDigitComponents(inkMap(work, nd.gaussianFilter(ink, GRAIN_SIGMA), brighter, alongALine));
+  } catch (err) {
+    if (!(err instanceof NoDigitFound)) throw err;
+    return strokes;
+  }
+}
+
+/** preprocess._pits: enclosed gaps of at most 4 pixels per 100 stroke pixels. */
+function pits(strokes) {
+  return gaps(strokes).filter((size) => size <= 4).length * 100 / Math.max(1, nd.count(strokes));
+}
+
+/** preprocess._gaps: the sizes of the 4-connected pieces of non-stroke away from the sides. */
+function gaps(strokes) {
+  const background = nd.label(nd.map(strokes, (v) => (v ? 0 : 1), Uint8Array), false);
+  const sizes = nd.sizes(background.labels, background.n);
+  const edge = new Set(nd.borderLabels(background.labels, strokes.h, strokes.w));
+  const out = [];
+  for (let i = 1; i <= background.n; i++) if (!edge.has(i)) out.push(sizes[i]);
+  return out;
+}
+
 function checkHoles(strokes) {
   // A pixel-wide gap in a stroke is no hole: pencil and chalk leave grainy strokes.
   const closed = nd.greyClosing(strokes, 3);
-  strokes = nd.map(strokes, (v, i) => (v || closed.data[i] ? 1 : 0), Uint8Array);
-  const background = nd.label(nd.map(strokes, (v) => (v ? 0 : 1), Uint8Array), false);
-  if (background.n <= MAX_HOLES_PER_DIGIT_WIDTH) return;
-  const holeSizes = nd.sizes(background.labels, background.n);
-  const edge = new Set(nd.borderLabels(background.labels, strokes.h, strokes.w).filter((v) => v > 0));
-  let holes = 0;
-  for (let i = 1; i <= background.n; i++) if (holeSizes[i] >= 4 && !edge.has(i)) holes++;
+  const holes = gaps(nd.map(strokes, (v, i) => (v || closed.data[i] ? 1 : 0), Uint8Array))
+    .filter((size) => size >= 4).length;
   const digitWidths = Math.max(1, strokes.w / strokes.h);
   if (holes > MAX_HOLES_PER_DIGIT_WIDTH * digitWidths) throw new NotHandwriting();
 }
@@ -464,7 +494,7 @@ export function preprocessDigit(upload, lookInside = 2) {
       if (!(err instanceof NoDigitFound)) throw err;
     }
   }
-  ink = keepDigitComponents(inkMap(work, ink, brighter));
+  ink = writing(work, ink, brighter, false);
   const [[ya, yb], [xa, xb]] = extent(ink);
   const box = scaleBox([xa, ya, xb + 1, yb + 1], factor * scale,
                        roundHalfEven(grey.w * scale), roundHalfEven(grey.h * scale));
@@ -611,7 +641,7 @@ export function numberLine(upload, lookInside = 2, closer = true) {
       if (!(err instanceof NoDigitFound)) throw err;
     }
   }
-  ink = keepDigitComponents(inkMap(work, ink, brighter));
+  ink = writing(work, ink, brighter, true);
   const { cuts, between, spans, lineHeight } = segmentNumber(ink);
   if (closer && factor > 1 && lineHeight < SMALL_LINE) {
     const near = aroundTheWriting(upload, ink, factor, lineHeight);
