@@ -6,7 +6,7 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR --report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers_2 \
-      --recipe second   # (third: tests/data/hard_numbers_3)
+      --recipe second   # (third, fourth: tests/data/hard_numbers_3, _4)
   python bench/hard_numbers.py --data-dir DIR --sweep [--numbers 600]
   python bench/hard_numbers.py --data-dir DIR --misses FOLDER [--numbers 400]
   python bench/hard_numbers.py --data-dir DIR --ablate [--numbers 400]
@@ -36,7 +36,9 @@ second, `--recipe second` (seed 55), adds effects designed after that and before
 third, `--recipe third` (seed 77), adds `UNSEEN_3` and gives each number each effect of the
 three lists with probability 1/2; it was read in session 11 (with two models, nothing changed
 from either), then `--ablate` was given its effects too, so a change made from that calls for
-a fourth.
+a fourth: `--recipe fourth` (seed 88, session 12) adds `UNSEEN_4` (written down before the
+changes made from the third set's effects were measured on it, and before it was read) with
+the same per-number draw.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from bench.hard_uploads import (  # noqa: E402
     UNSEEN,
     UNSEEN_2,
     UNSEEN_3,
+    UNSEEN_4,
     framed_upload,
     hard_number_upload,
     unseen_effects,
@@ -77,7 +80,9 @@ TUNING_DIGITS, REPORT_DIGITS = range(0, 5000), range(5000, 10000)
 # tests/data/hard_numbers_2.
 # "third" (session 11), made after the second was used to find the skipping pen: every effect
 # of the three lists, each number drawing each with probability 1/2 (nearer real uploads,
-# which seldom have them all): tests/data/hard_numbers_3.
+# which seldom have them all): tests/data/hard_numbers_3. "fourth" (session 12), made after the
+# third's effects were used (small writing, pencil): those and UNSEEN_4, the same way:
+# tests/data/hard_numbers_4.
 REPORT_RECIPES = {"first": (33, frozenset(UNSEEN), 1.0),
                   "second": (55, frozenset(UNSEEN + UNSEEN_2), 1.0),
                   "third": (77, frozenset(UNSEEN + UNSEEN_2 + UNSEEN_3), 0.5),
@@ -242,7 +247,7 @@ def main() -> None:
     p.add_argument("--full-ink", type=float, default=getattr(preprocess, "FULL_INK", 1.0),
                    help="preprocess.FULL_INK to read with (how it was chosen)")
     p.add_argument("--tuning-effects", default="",
-                   help="comma-separated effects of UNSEEN/UNSEEN_2/UNSEEN_3 to add to the tuning "
+                   help="comma-separated effects of UNSEEN to UNSEEN_4 to add to the tuning "
                         "numbers")
     p.add_argument("--ablate", action="store_true",
                    help="tuning digits with each effect the report sets add, one at a time")
@@ -269,7 +274,7 @@ def main() -> None:
         sweep(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, unseen=False))
         return
     if args.ablate:
-        for effects in [(), *((e,) for e in EVERY_EFFECT), UNSEEN, UNSEEN_2, UNSEEN_3]:
+        for effects in [(), *((e,) for e in EVERY_EFFECT), UNSEEN, UNSEEN_2, UNSEEN_3, UNSEEN_4]:
             numbers = make_numbers(test, args.numbers, 0, TUNING_DIGITS, frozenset(effects))
             print(_row("tuning + " + (" + ".join(effects) or "nothing"),
                        failure_kinds(recognizer, numbers)), flush=True)

@@ -6,7 +6,10 @@ digits beside bold ones), touching neighbours, tilt, grain, shading, blur and JP
 view, motion blur, paper fibres, a pressure gradient inside each digit) and makes the report
 set kept under `tests/data/hard_numbers/` (`python bench/hard_numbers.py --write-report-set`);
 the second report set, `tests/data/hard_numbers_2/`, adds `UNSEEN_2` too (uneven sizes on a
-wavy baseline, slant, a skipping pen, low light).
+wavy baseline, slant, a skipping pen, low light); the third, `UNSEEN_3` (ruled paper, glare,
+small writing, pencil) and the fourth `UNSEEN_4` (the other side's writing showing through, an
+underline, a steeper tilt, chalk on a board), each effect drawn per number with probability
+1/2.
 
 `framed_upload` puts one digit inside another picture: a notebook's plot of the 28x28 array
 (any colormap, axes, ticks, margins), a screen photographed, a printed box or form cell, ruled

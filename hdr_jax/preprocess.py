@@ -303,7 +303,7 @@ def ink_map(grey: np.ndarray, ink: np.ndarray | None = None,
 def _noise_floor(sample: np.ndarray) -> float:
     """The level paper texture and JPEG ringing stay under, in the top-hat `sample`: a few
     MADs above the background's median. The background starts as the darker of Otsu's two
-    classes and is then sigma-clipped (kept within 3 MADs, five times): where there is little
+    classes and is then sigma-clipped (kept within 3 MADs, up to five times): where there is little
     ink (small writing, far off) Otsu splits the paper's own texture in two, and its lower
     half alone would put the floor inside the texture."""
     background = sample[sample < _otsu(np.clip(sample, 0, 1))]
@@ -312,7 +312,10 @@ def _noise_floor(sample: np.ndarray) -> float:
     for _ in range(5):
         med = float(np.median(background))
         mad = float(np.median(np.abs(background - med)))
-        background = sample[sample <= med + 3 * 1.4826 * mad]
+        clipped = sample[sample <= med + 3 * 1.4826 * mad]
+        if clipped.size == background.size:  # (The same pixels: nothing more would change.)
+            break
+        background = clipped
     return med + 4 * 1.4826 * mad
 
 
@@ -434,8 +437,9 @@ def _writing(work: np.ndarray, ink: np.ndarray, region: np.ndarray, along_a_line
     from scipy import ndimage  # Deferred: see the module docstring.
 
     strokes = _keep_digit_components(ink_map(work, ink, region, along_a_line))
-    rows = np.nonzero(strokes.any(1))[0]
-    if rows[-1] - rows[0] < SMALL_LINE or _pits(strokes > STROKE) <= GRAINY:
+    rows, cols = np.nonzero(strokes.any(1))[0], np.nonzero(strokes.any(0))[0]
+    box = strokes[max(0, rows[0] - 1):rows[-1] + 2, max(0, cols[0] - 1):cols[-1] + 2]
+    if rows[-1] - rows[0] < SMALL_LINE or _pits(box > STROKE) <= GRAINY:
         return strokes
     try:
         smooth = ndimage.gaussian_filter(ink, GRAIN_SIGMA)

@@ -105,11 +105,11 @@ def test_numbers_in_pencil_are_read(shipped_checkpoint, real_mnist):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("folder, at_least", [("hard_numbers", 162), ("hard_numbers_2", 88),
-                                              ("hard_numbers_3", 40)])
+@pytest.mark.parametrize("folder, at_least", [("hard_numbers", 162), ("hard_numbers_2", 85),
+                                              ("hard_numbers_3", 42), ("hard_numbers_4", 15)])
 def test_hard_numbers_report_sets(shipped_checkpoint, folder, at_least):
     """The labelled report sets (tests/data/, made by bench/hard_numbers.py): what BENCHMARKS
-    reports, 164, 90 and 42 of 200 exactly right, held to within two."""
+    reports, 164, 87, 44 and 17 of 200 exactly right, held to within two."""
     recognizer = Recognizer(Predictor.from_checkpoint(shipped_checkpoint))
     counts = failure_kinds(recognizer, read_report_set(REPORT_SET.parent / folder))
     assert sum(counts.values()) == 200

@@ -63,7 +63,9 @@ def test_filters_are_scipys(reader, size):
             (f"return nd.uniformFilter(a, {size});", ndimage.uniform_filter(image, size)),
             (f"return nd.minimumFilter1d(a, {size}, 1);", ndimage.minimum_filter1d(image, size, 1)),
             (f"return nd.maximumFilter1d(a, {size}, 0);", ndimage.maximum_filter1d(image, size, 0)),
-            ("return nd.gaussianFilter(a, 1.0);", ndimage.gaussian_filter(image, 1.0))]:
+            ("return nd.gaussianFilter(a, 1.0);", ndimage.gaussian_filter(image, 1.0)),
+            ("return nd.gaussianFilter(a, 1.5);", ndimage.gaussian_filter(image, 1.5)),
+            ("return nd.greyClosing(a, 3);", ndimage.grey_closing(image, size=(3, 3)))]:
         np.testing.assert_allclose(_array(_js(reader, js, image)), want, atol=1e-5, err_msg=js)
 
 

@@ -208,7 +208,7 @@ export function inkMap(grey, polarisedInk = null, brighter = null, alongALine = 
 }
 
 /** preprocess._noise_floor: a few MADs above the background, Otsu's darker class
- * sigma-clipped five times. */
+ * sigma-clipped up to five times. */
 function noiseFloor(sample) {
   const threshold = nd.otsu(sample.map((v) => Math.min(Math.max(v, 0), 1)));
   let background = sample.filter((v) => v < threshold);
@@ -218,7 +218,9 @@ function noiseFloor(sample) {
     med = nd.median(background);
     mad = nd.median(background.map((v) => Math.abs(v - med)));
     const clip = Math.fround(med + 3 * 1.4826 * mad);  // (numpy compares in float32.)
-    background = sample.filter((v) => v <= clip);
+    const clipped = sample.filter((v) => v <= clip);
+    if (clipped.length === background.length) break;  // The same pixels: nothing would change.
+    background = clipped;
   }
   return med + 4 * 1.4826 * mad;
 }
@@ -390,9 +392,10 @@ function extent(img) {
 /** preprocess._writing: the kept strokes, found again smoothed where they are grainy. */
 function writing(work, ink, brighter, alongALine) {
   const strokes = keepDigitComponents(inkMap(work, ink, brighter, alongALine));
-  const [ys] = extent(strokes);
-  const mask = nd.map(strokes, (v) => (v > STROKE ? 1 : 0), Uint8Array);
-  if (ys[1] - ys[0] < SMALL_LINE || pits(mask) <= GRAINY) return strokes;
+  const [ys, xs] = extent(strokes);
+  const box = nd.crop(strokes, Math.max(0, ys[0] - 1), Math.min(strokes.h, ys[1] + 2),
+                      Math.max(0, xs[0] - 1), Math.min(strokes.w, xs[1] + 2));
+  if (ys[1] - ys[0] < SMALL_LINE || pits(nd.map(box, (v) => (v > STROKE ? 1 : 0), Uint8Array)) <= GRAINY) return strokes;
   try {
     return keepDigitComponents(inkMap(work, nd.gaussianFilter(ink, GRAIN_SIGMA), brighter, alongALine));
   } catch (err) {
