@@ -142,7 +142,8 @@ def test_the_page_tells_the_table_past_a_sheet_from_writing_as_the_server_does(r
     assert sum(r.number == truth for r, (_, truth) in zip(server, numbers, strict=True)) >= 6
 
 
-def test_the_page_finds_small_writing_and_pencil_as_the_server_does(reader, real_mnist):
+def test_the_page_refuses_small_and_pencil_numbers_as_the_server_does_and_mostly_agrees(
+        reader, real_mnist):
     """Numbers photographed from afar and written in pencil (tuning digits): the page refuses
     exactly those the server refuses, at most 1 of the 16 (before the sigma-clipped noise
     floor and the closing of grain in the hole count: 6), and answers as the server does on
