@@ -187,6 +187,14 @@ def _show_through(digits: list[np.ndarray], shape: tuple[int, int], rng: np.rand
     return ndimage.gaussian_filter(out, rng.uniform(1.5, 3.5)) * rng.uniform(0.08, 0.2)
 
 
+def _grainy(ink: np.ndarray, rng: np.random.Generator, sigma: float,
+            level: tuple[float, float], weight: float) -> np.ndarray:
+    """`ink` as graphite or chalk leaves it: only the paper's raised grain (noise smoothed over
+    `sigma` pixels) takes it, around a `level` drawn in that range."""
+    grain = ndimage.gaussian_filter(rng.normal(0, 1, ink.shape).astype(np.float32), sigma)
+    return ink * np.clip(rng.uniform(*level) + weight * grain / max(grain.std(), 1e-6), 0, 1)
+
+
 def _skips(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """1-3 places on a digit's strokes where the pen left almost no ink, each about a
     stroke wide."""
@@ -275,8 +283,7 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         paper = paper * (1 - _show_through(digits, (H, W), rng))[..., None]
     if "pencil" in unseen:  # Graphite: grey, and only the paper's raised grain takes it.
         pen = (rng.uniform(0.25, 0.45),) * 3
-        grain = ndimage.gaussian_filter(rng.normal(0, 1, ink.shape).astype(np.float32), 0.8)
-        ink = ink * np.clip(rng.uniform(0.55, 0.8) + 0.5 * grain / max(grain.std(), 1e-6), 0, 1)
+        ink = _grainy(ink, rng, 0.8, (0.55, 0.8), 0.5)
     if "board" in unseen:  # Chalk on a dark board, with the haze of what was wiped off.
         haze = ndimage.gaussian_filter(rng.random((H, W)).astype(np.float32), 25)
         haze = (haze - haze.min()) / max(float(np.ptp(haze)), 1e-6)
@@ -285,8 +292,7 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         paper = (paper / max(float(paper.mean()), 1e-6)) * board + (
             rng.uniform(0.05, 0.2) * haze)[..., None]
         pen = (rng.uniform(0.8, 0.95),) * 3
-        grain = ndimage.gaussian_filter(rng.normal(0, 1, ink.shape).astype(np.float32), 1.0)
-        ink = ink * np.clip(rng.uniform(0.6, 0.9) + 0.4 * grain / max(grain.std(), 1e-6), 0, 1)
+        ink = _grainy(ink, rng, 1.0, (0.6, 0.9), 0.4)
     rgb = paper * (1 - ink[..., None]) + np.array(pen, np.float32) * ink[..., None]
     rgb += rng.normal(0, rng.uniform(0.005, 0.04), rgb.shape).astype(np.float32)
     if "low light" in unseen:  # Indoor light: a colour cast, and the sensor's noise.

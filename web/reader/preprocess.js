@@ -395,7 +395,8 @@ function writing(work, ink, brighter, alongALine) {
   const [ys, xs] = extent(strokes);
   const box = nd.crop(strokes, Math.max(0, ys[0] - 1), Math.min(strokes.h, ys[1] + 2),
                       Math.max(0, xs[0] - 1), Math.min(strokes.w, xs[1] + 2));
-  if (ys[1] - ys[0] < SMALL_LINE || pits(nd.map(box, (v) => (v > STROKE ? 1 : 0), Uint8Array)) <= GRAINY) return strokes;
+  if (ys[1] - ys[0] < SMALL_LINE) return strokes;
+  if (pits(nd.map(box, (v) => (v > STROKE ? 1 : 0), Uint8Array)) <= GRAINY) return strokes;
   try {
     return keepDigitComponents(inkMap(work, nd.gaussianFilter(ink, GRAIN_SIGMA), brighter, alongALine));
   } catch (err) {
