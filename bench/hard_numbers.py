@@ -6,7 +6,7 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR --report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers_2 \
-      --recipe second   # (third, fourth: tests/data/hard_numbers_3, _4)
+      --recipe second   # (third, fourth, fifth: tests/data/hard_numbers_3, _4, _5)
   python bench/hard_numbers.py --data-dir DIR --sweep [--numbers 600]
   python bench/hard_numbers.py --data-dir DIR --misses FOLDER [--numbers 400]
   python bench/hard_numbers.py --data-dir DIR --ablate [--numbers 400]
@@ -38,7 +38,13 @@ three lists with probability 1/2; it was read in session 11 (with two models, no
 from either), then `--ablate` was given its effects too, so a change made from that calls for
 a fourth: `--recipe fourth` (seed 88, session 12) adds `UNSEEN_4` (written down before the
 changes made from the third set's effects were measured on it, and before it was read) with
-the same per-number draw.
+the same per-number draw. Its underlines were then taken out (on the tuning generator, with
+`--tuning-effects underline`), so a fifth, `--recipe fifth` (seed 99, session 13), adds
+`UNSEEN_5` (written down before it was made or read) and draws each of the twenty effects
+with probability 1/4: a few at a time, as real photos have them.
+
+`--tuning-effects A,B --tuning-chance P` draws each named effect per tuning number with
+probability P, as the report sets since the third do (`--sweep` and `--misses` take them too).
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ from bench.hard_uploads import (  # noqa: E402
     UNSEEN_2,
     UNSEEN_3,
     UNSEEN_4,
+    UNSEEN_5,
     framed_upload,
     hard_number_upload,
     unseen_effects,
@@ -82,11 +89,14 @@ TUNING_DIGITS, REPORT_DIGITS = range(0, 5000), range(5000, 10000)
 # of the three lists, each number drawing each with probability 1/2 (nearer real uploads,
 # which seldom have them all): tests/data/hard_numbers_3. "fourth" (session 12), made after the
 # third's effects were used (small writing, pencil): those and UNSEEN_4, the same way:
-# tests/data/hard_numbers_4.
+# tests/data/hard_numbers_4. "fifth" (session 13), made after the fourth's effects were used
+# (the underline): those and UNSEEN_5, each with probability 1/4 (a few at a time, as real
+# uploads have them): tests/data/hard_numbers_5.
 REPORT_RECIPES = {"first": (33, frozenset(UNSEEN), 1.0),
                   "second": (55, frozenset(UNSEEN + UNSEEN_2), 1.0),
                   "third": (77, frozenset(UNSEEN + UNSEEN_2 + UNSEEN_3), 0.5),
-                  "fourth": (88, frozenset(EVERY_EFFECT), 0.5)}
+                  "fourth": (88, frozenset(UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4), 0.5),
+                  "fifth": (99, frozenset(EVERY_EFFECT), 0.25)}
 
 
 def make_numbers(test: data.Split, n: int, seed: int, digits: range,
@@ -169,26 +179,23 @@ def sweep(recognizer: Recognizer, numbers: list[tuple[bytes, str]]) -> None:
     # split < 0 is a reward per digit: a pair of touching digits, read as one sure digit, ties
     # with its two halves read as two sure digits.
     grid = itertools.product([-1.0, -0.5, -0.25, 0.0, 0.5, 1.0], [0.0, 1.0, 3.0, 10.0],
-                             [0.6, 0.75, 0.9],
-                             [0.0, 5.0, 20.0])
-    results = []
-    for costs in itertools.starmap(LineCosts, grid):
+                             [0.6, 0.75, 0.9], [0.0, 5.0, 20.0])
+
+    def read_all(costs: LineCosts) -> list[str]:
         rows = iter(probabilities)
-        right = sum("".join(str(d.digit) for d in read_line(
-            line, rows, recognizer.low_confidence_below, costs)) == truth
-                    for line, truth in zip(lines, truths, strict=True))
-        results.append((right / len(numbers), costs))
+        return ["".join(str(d.digit) for d in read_line(
+            line, rows, recognizer.low_confidence_below, costs)) for line in lines]
+
+    results = [(sum(got == truth for got, truth in zip(read_all(costs), truths, strict=True))
+                / len(numbers), costs) for costs in itertools.starmap(LineCosts, grid)]
     for right, costs in sorted(results, key=lambda r: -r[0])[:5]:
         print(f"  {right:8.2%}  {costs}")
-    best = max(results, key=lambda r: r[0])[1]
-    rows = iter(probabilities)
-    kinds = {"right": 0, "wrong count": 0, "wrong digit": 0}
-    for line, truth in zip(lines, truths, strict=True):
-        got = "".join(str(d.digit) for d in read_line(line, rows,
-                                                      recognizer.low_confidence_below, best))
-        kinds["right" if got == truth else "wrong count" if len(got) != len(truth)
-              else "wrong digit"] += 1
-    print(f"  with {best}: {kinds}, refused {len(numbers) - len(lines)}")
+    for name, costs in (("in use", LineCosts()), ("best", max(results, key=lambda r: r[0])[1])):
+        kinds = {"right": 0, "wrong count": 0, "wrong digit": 0}
+        for got, truth in zip(read_all(costs), truths, strict=True):
+            kinds["right" if got == truth else "wrong count" if len(got) != len(truth)
+                  else "wrong digit"] += 1
+        print(f"  {name}, {costs}: {kinds}, refused {len(numbers) - len(lines)}")
 
 
 def read_report_set(folder: Path) -> list[tuple[bytes, str]]:
@@ -247,8 +254,11 @@ def main() -> None:
     p.add_argument("--full-ink", type=float, default=getattr(preprocess, "FULL_INK", 1.0),
                    help="preprocess.FULL_INK to read with (how it was chosen)")
     p.add_argument("--tuning-effects", default="",
-                   help="comma-separated effects of UNSEEN to UNSEEN_4 to add to the tuning "
+                   help="comma-separated effects of UNSEEN to UNSEEN_5 to add to the tuning "
                         "numbers")
+    p.add_argument("--tuning-chance", type=float, default=1.0,
+                   help="each of --tuning-effects per number with this probability (as the "
+                        "third and fourth report sets draw theirs), not all of them always")
     p.add_argument("--ablate", action="store_true",
                    help="tuning digits with each effect the report sets add, one at a time")
     p.add_argument("--misses", type=Path,
@@ -271,23 +281,28 @@ def main() -> None:
     print(f"  {'written numbers, 2-8 digits':<34}{'exact':>9}{'count':>8}{'digit':>8}"
           f"{'refused':>8}{'of':>7}")
     if args.sweep:
-        sweep(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, unseen=False))
+        sweep(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, effects,
+                                       args.tuning_chance))
         return
     if args.ablate:
-        for effects in [(), *((e,) for e in EVERY_EFFECT), UNSEEN, UNSEEN_2, UNSEEN_3, UNSEEN_4]:
+        for effects in [(), *((e,) for e in EVERY_EFFECT), UNSEEN, UNSEEN_2, UNSEEN_3, UNSEEN_4,
+                        UNSEEN_5]:
             numbers = make_numbers(test, args.numbers, 0, TUNING_DIGITS, frozenset(effects))
             print(_row("tuning + " + (" + ".join(effects) or "nothing"),
                        failure_kinds(recognizer, numbers)), flush=True)
         return
     if args.misses:
-        write_misses(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, effects),
-                     args.misses)
+        write_misses(recognizer, make_numbers(test, args.numbers, 0, TUNING_DIGITS, effects,
+                                              args.tuning_chance), args.misses)
         return
     if args.numbers:
-        print(_row("tuning generator (seed 0)" + "".join(f" + {e}" for e in sorted(effects)),
-                   failure_kinds(recognizer, make_numbers(
-                       test, args.numbers, seed=0, digits=TUNING_DIGITS, unseen=effects))),
-              flush=True)
+        named = (" + every effect" if effects == set(EVERY_EFFECT) else
+                 "".join(f" + {e}" for e in sorted(effects)))
+        some = f" ({args.tuning_chance:.0%} each)" if args.tuning_chance < 1 and effects else ""
+        numbers = make_numbers(test, args.numbers, seed=0, digits=TUNING_DIGITS,
+                               unseen=effects, chance=args.tuning_chance)
+        print(_row("tuning generator (seed 0)" + named + some,
+                   failure_kinds(recognizer, numbers)), flush=True)
     for folder in args.report_set:
         print(_row(f"report set ({folder.name})",
                    failure_kinds(recognizer, read_report_set(folder))), flush=True)

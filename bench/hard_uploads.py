@@ -9,7 +9,8 @@ the second report set, `tests/data/hard_numbers_2/`, adds `UNSEEN_2` too (uneven
 wavy baseline, slant, a skipping pen, low light); the third, `UNSEEN_3` (ruled paper, glare,
 small writing, pencil) and the fourth `UNSEEN_4` (the other side's writing showing through, an
 underline, a steeper tilt, chalk on a board), each effect drawn per number with probability
-1/2.
+1/2; the fifth `UNSEEN_5` (a felt-tip marker, a folded sheet, a sticky note on a desk, a photo
+scaled down by a messenger app), each of the twenty drawn with probability 1/4.
 
 `framed_upload` puts one digit inside another picture: a notebook's plot of the 28x28 array
 (any colormap, axes, ticks, margins), a screen photographed, a printed box or form cell, ruled
@@ -86,7 +87,14 @@ UNSEEN_3 = ("ruled", "glare", "small", "pencil")
 # refusals): writing from the sheet's other side showing through, the number underlined, a
 # line tilted more than any before (6-15 degrees), and chalk on a dark board.
 UNSEEN_4 = ("show-through", "underline", "tilt", "board")
-EVERY_EFFECT = UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4  # The order a per-number draw takes.
+# What none of the above has, written down in session 13 before the fifth report set was made
+# or read (after the underline was taken out on the tuning generator): a felt-tip marker (bold
+# strokes with soft, bled edges), the sheet folded (a crease across it, the light stepping
+# there), the number on a yellow sticky note with the desk around it, and the photo scaled
+# down by a messenger app (the whole photo 300-640 pixels long) before its JPEG.
+UNSEEN_5 = ("marker", "fold", "sticky note", "downscaled")
+# The order a per-number draw takes (new lists go at the end: earlier sets draw the same).
+EVERY_EFFECT = UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5
 
 
 def unseen_effects(unseen: bool | frozenset[str] | set[str]) -> frozenset[str]:
@@ -104,7 +112,8 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
     for d in digits:
         pressure = rng.uniform(0.4, 1.0) if mixed else rng.uniform(0.75, 1.0)
         size = int(height * rng.uniform(0.75, 1.15)) if "sizes" in unseen else height
-        ink = _ink(d, size, rng, rng.uniform(-0.3, 0.7)) * pressure
+        bold = rng.uniform(1.0, 2.0) if "marker" in unseen else rng.uniform(-0.3, 0.7)
+        ink = _ink(d, size, rng, bold) * pressure
         if "gradient" in unseen:  # The pen presses harder at one side of each digit.
             ramp = np.linspace(rng.uniform(0.5, 1.0), 1.0, ink.shape[1], dtype=np.float32)
             ink = ink * (ramp if rng.random() < 0.5 else ramp[::-1])
@@ -281,6 +290,12 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         paper = _ruled(paper, top + int(0.8 * h), h, rng)
     if "show-through" in unseen:
         paper = paper * (1 - _show_through(digits, (H, W), rng))[..., None]
+    if "fold" in unseen:
+        paper = paper * _fold((H, W), (top + h / 2, left + w / 2), h, rng)[..., None]
+    if "sticky note" in unseen:
+        paper = _sticky_note(paper, (top, left, h, w), rng)
+    if "marker" in unseen:  # Felt-tip ink bleeds into the paper: soft edges.
+        ink = np.clip(ndimage.gaussian_filter(ink, rng.uniform(0.8, 2.0)) * 1.3, 0, 1)
     if "pencil" in unseen:  # Graphite: grey, and only the paper's raised grain takes it.
         pen = (rng.uniform(0.25, 0.45),) * 3
         ink = _grainy(ink, rng, 0.8, (0.55, 0.8), 0.5)
@@ -322,7 +337,49 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         quad = np.array([0, 0, 0, H, W, H, W, 0], np.float64) + jitter
         image = image.transform((W, H), Image.Transform.QUAD, quad.tolist(),
                                 Image.Resampling.BILINEAR, fillcolor=(90, 90, 90))
+    if "downscaled" in unseen:  # Sent through a messenger app: scaled down, then its JPEG.
+        side = int(rng.integers(300, 641))
+        if max(image.size) > side:
+            f = side / max(image.size)
+            image = image.resize((max(1, round(W * f)), max(1, round(H * f))),
+                                 Image.Resampling.BILINEAR)
     return _jpeg(image, int(rng.integers(40, 96)))
+
+
+def _fold(shape: tuple[int, int], near: tuple[float, float], height: int,
+          rng: np.random.Generator) -> np.ndarray:
+    """The light on a sheet folded once (multiplies the paper, [h, w]): a crease in a straight
+    line within about a line height of the number, a thin dark line along it, and one side
+    a little darker, tilted away from the light."""
+    h, w = shape
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = rng.uniform(0, np.pi)
+    y0, x0 = near[0] + rng.uniform(-1, 1) * height, near[1] + rng.uniform(-1, 1) * height
+    d = np.sin(a) * (gx - x0) - np.cos(a) * (gy - y0)  # Signed distance to the crease.
+    side = 1 - rng.uniform(0.03, 0.12) / (1 + np.exp(-d / rng.uniform(1, 6)))
+    crease = 1 - rng.uniform(0.08, 0.25) * np.exp(-(d / rng.uniform(0.7, 1.5)) ** 2)
+    return side * crease
+
+
+def _sticky_note(paper: np.ndarray, line: tuple[int, int, int, int], rng: np.random.Generator
+                 ) -> np.ndarray:
+    """`paper` as a yellow sticky note around the number (`line`: its top, left, height,
+    width) lying on a desk, whose wood or laminate shows past the note's edges."""
+    H, W, _ = paper.shape
+    top, left, h, w = line
+    y0 = max(0, top - int(rng.uniform(0.3, 1.5) * h))
+    y1 = min(H, top + h + int(rng.uniform(0.3, 1.5) * h))
+    x0 = max(0, left - int(rng.uniform(0.1, 0.6) * w))
+    x1 = min(W, left + w + int(rng.uniform(0.1, 0.6) * w))
+    note = np.zeros((H, W), np.float32)
+    note[y0:y1, x0:x1] = 1
+    note = ndimage.gaussian_filter(note, 1.0)[..., None]
+    yellow = np.array([1.0, rng.uniform(0.88, 0.97), rng.uniform(0.35, 0.6)], np.float32)
+    grain = ndimage.gaussian_filter(rng.normal(0, 1, (H, W)).astype(np.float32), (1, 12))
+    desk = (np.array([(0.45, 0.3, 0.18), (0.6, 0.6, 0.62), (0.25, 0.22, 0.2)][
+        int(rng.integers(0, 3))], np.float32) * rng.uniform(0.7, 1.2)
+        * (1 + 0.08 * grain / max(float(grain.std()), 1e-6))[..., None])
+    return note * paper * yellow + (1 - note) * desk * paper.mean()
 
 
 def _colormap(values: np.ndarray, name: str) -> np.ndarray:

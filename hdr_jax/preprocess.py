@@ -90,6 +90,14 @@ GRAINY, GRAIN_SIGMA = 0.3, 1.5
 # the picture's stroke level where all ink nearby is fainter (chosen on the tuning generator
 # with glare, pencil, small writing and low light, session 12).
 LOCAL_INK = 0.5
+# An underline (a total underlined): a piece of ink wider than tall, clear of the picture's
+# sides, whose bottom edge follows one gentle curve (a parabola, nowhere steeper than
+# `UNDERLINE_SLOPE`) along `UNDERLINE_COVER` of its width, under two digits or more (standing
+# on it or clear above it), at least as long as they are tall and `UNDERLINE_LENGTH` times the
+# writing's usual digit height. A 2's flat foot, a 3's and a 2's touching, or the foot of a
+# broken 1 are as smooth, but lie under one digit. Chosen on the tuning generator with and
+# without an underline (session 13).
+UNDERLINE_SLOPE, UNDERLINE_COVER, UNDERLINE_LENGTH = 0.5, 0.8, 1.2
 EDGE_RUN = 0.4  # Of a side of the picture: what runs along it is beyond the sheet.
 # A piece of ink lying (nearly) all within this share of the picture from its sides, touching
 # one and running along at least EDGE_SPAN of it, is the table's edge past a sheet seen in
@@ -389,12 +397,16 @@ def stroke_pieces(ink: np.ndarray) -> tuple[np.ndarray, int]:
     return number[labels], int(keep.sum())
 
 
-def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
+def _keep_digit_components(ink: np.ndarray, along_a_line: bool = False) -> np.ndarray:
     """Drops what is not writing: printed lines and specks (components far smaller than the
-    largest one: dust, JPEG blocks)."""
+    largest one: dust, JPEG blocks); `along_a_line`, a line drawn under the writing too."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
     labels, n = stroke_pieces(ink)
+    # (The underline first: a long one would be taken for a printed line, but not whole.)
+    if along_a_line and (without := _without_underline(ink, labels, n)) is not ink:
+        ink = without
+        labels, n = stroke_pieces(ink)
     try:
         without_lines = frames.remove_lines(ink, labels > 0)
     except frames.Pattern:
@@ -413,7 +425,7 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
         raise NoDigitFound()
     if keep.sum() > MAX_PIECES:
         raise NotHandwriting()
-    keep &= _near_the_writing(labels, sizes)
+    keep &= _near_the_writing(labels, sizes, along_a_line)
     # Keep the faint anti-aliased rim around kept strokes too (dilating only around them: the
     # digit is usually a small part of a photo).
     strokes = keep[labels]
@@ -427,6 +439,70 @@ def _keep_digit_components(ink: np.ndarray) -> np.ndarray:
     return np.where(kept, ink, 0.0)
 
 
+def _without_underline(ink: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """`ink` without the line drawn under the writing (`ink` itself if there is none): where it
+    touches a digit, only the line's own thickness is taken from the digit's foot."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    h, w = labels.shape
+    boxes = ndimage.find_objects(labels)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    big = sizes >= 0.05 * sizes.max(initial=0)
+    out = ink
+    for k, (ys, xs) in enumerate(boxes):
+        if (xs.stop - xs.start < max(12, ys.stop - ys.start) or not big[k] or ys.start == 0
+                or xs.start == 0 or ys.stop == h or xs.stop == w):
+            continue
+        found = _underline_band(labels[ys, xs] == k + 1)
+        if found is None:
+            continue
+        band, curve, above = found
+        # The writing above the line that does not touch it: pieces centred over it, ending
+        # above it.
+        over = [j for j, (oy, ox) in enumerate(boxes) if j != k and big[j]
+                and xs.start <= (ox.start + ox.stop) // 2 < xs.stop
+                and oy.stop <= ys.start + curve[(ox.start + ox.stop) // 2 - xs.start]]
+        # Under two digits or more: one standing on it (part of its piece), the others clear.
+        heights = [oy.stop - oy.start for j, (oy, _) in enumerate(boxes) if j != k and big[j]]
+        typical = float(np.median(heights)) if heights else 0.0
+        tallest = max([above] + [boxes[j][0].stop - boxes[j][0].start for j in over])
+        under = len(over) + (above >= 0.5 * typical)
+        if under >= 2 and xs.stop - xs.start >= max(tallest, UNDERLINE_LENGTH * typical):
+            out = out.copy() if out is ink else out
+            out[ys, xs][band] = 0.0
+    return out
+
+
+def _underline_band(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Where in a piece's box (`piece`: bool, its pixels) a line lies along its bottom edge,
+    that edge (a row per column) and how tall the piece is above it; None where the bottom
+    edge follows no gentle curve along most of the piece's width (`UNDERLINE_*`)."""
+    h, w = piece.shape
+    rows = np.arange(h)[:, None]
+    from_below = piece[::-1]
+    first = np.argmax(from_below, 0)  # Rows up from the bottom to the piece's lowest pixel.
+    # The run of ink going up from there: its thickness.
+    solid = from_below | (rows < first)
+    thick = np.where((~solid).any(0), np.argmax(~solid, 0), h) - first
+    x, bottom = np.arange(w), (h - 1 - first).astype(np.float64)
+    coef = np.polyfit(x, bottom, 2)
+    residual = np.abs(bottom - np.polyval(coef, x))
+    trimmed = residual <= np.quantile(residual, UNDERLINE_COVER)  # Drop the worst fifth, refit.
+    coef = np.polyfit(x[trimmed], bottom[trimmed], 2)
+    stroke = float(np.median(thick[trimmed]))
+    on = np.abs(bottom - np.polyval(coef, x)) <= max(1.5, 0.5 * stroke)
+    slope = np.abs(2 * coef[0] * np.array([0, w - 1]) + coef[1])
+    if on.sum() < UNDERLINE_COVER * w or slope.max() > UNDERLINE_SLOPE:
+        return None
+    curve = np.polyval(np.polyfit(x[on], bottom[on], 2), x)
+    # The line's own thickness where it lies alone; its usual one where a digit touches it.
+    own = np.where(on & (thick <= 2 * stroke), thick, stroke)
+    band = (rows >= curve - own - 1) & (rows <= curve + 1.5)
+    rest = np.nonzero((piece & ~band).any(1))[0]
+    above = int(np.ceil(curve.max() - stroke)) - int(rest[0]) if rest.size else 0
+    return band, curve, max(0, above)
+
+
 def _writing(work: np.ndarray, ink: np.ndarray, region: np.ndarray, along_a_line: bool
              ) -> np.ndarray:
     """The writing in the working copy `work` (`ink`: `polarised(work)`, `region`:
@@ -436,14 +512,15 @@ def _writing(work: np.ndarray, ink: np.ndarray, region: np.ndarray, along_a_line
     as for `ink_map`."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
-    strokes = _keep_digit_components(ink_map(work, ink, region, along_a_line))
+    strokes = _keep_digit_components(ink_map(work, ink, region, along_a_line), along_a_line)
     rows, cols = np.nonzero(strokes.any(1))[0], np.nonzero(strokes.any(0))[0]
     box = strokes[max(0, rows[0] - 1):rows[-1] + 2, max(0, cols[0] - 1):cols[-1] + 2]
     if rows[-1] - rows[0] < SMALL_LINE or _pits(box > STROKE) <= GRAINY:
         return strokes
     try:
         smooth = ndimage.gaussian_filter(ink, GRAIN_SIGMA)
-        return _keep_digit_components(ink_map(work, smooth, region, along_a_line))
+        return _keep_digit_components(ink_map(work, smooth, region, along_a_line),
+                                      along_a_line)
     except NoDigitFound:
         return strokes
 
@@ -485,7 +562,8 @@ def _along_the_edges(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _near_the_writing(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+def _near_the_writing(labels: np.ndarray, sizes: np.ndarray, along_a_line: bool = False
+                      ) -> np.ndarray:
     """Which pieces lie near the rows of the writing's largest piece: a piece further than half
     its height above or below them is no part of the writing (a shadow's corner, a smudge at
     the sheet's edge), and would stretch the line's height if kept. That piece is the largest
@@ -499,10 +577,33 @@ def _near_the_writing(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
                       for ys, xs in boxes])
     inner = np.where(clear, sizes, 0)
     largest = int(inner.argmax() if inner.max() >= 0.25 * sizes.max() else sizes.argmax())
-    top, bottom = boxes[largest][0].start, boxes[largest][0].stop
-    margin = 0.5 * (bottom - top)
-    return np.array([False] + [top - margin <= ys.stop and ys.start <= bottom + margin
-                               for ys, _ in boxes])
+    near = [_level(ys, boxes[largest][0]) for ys, _ in boxes]
+    # A tilted line drifts: along a line, a piece close beside a piece of it (half its height
+    # apart at most, as digits are spaced), centred within its rows, is part of it too.
+    if along_a_line:
+        big = np.nonzero(sizes >= 0.05 * sizes.max())[0]  # (Specks are dropped anyway.)
+        grown = True
+        while grown:
+            grown = False
+            for j in big:
+                ys, xs = boxes[j]
+                if not near[j] and any(near[i] and _beside(ys, xs, *boxes[i]) for i in big):
+                    near[j] = grown = True
+    return np.array([False] + near)
+
+
+def _beside(rows: slice, cols: slice, of_rows: slice, of_cols: slice) -> bool:
+    """Whether a piece's box (`rows`, `cols`) is centred within another's rows and at most
+    half its height to its left or right."""
+    height = of_rows.stop - of_rows.start
+    gap = max(cols.start - of_cols.stop, of_cols.start - cols.stop)
+    return gap <= 0.5 * height and of_rows.start <= (rows.start + rows.stop) / 2 <= of_rows.stop
+
+
+def _level(rows: slice, of: slice) -> bool:
+    """Whether rows lie within half its height of a piece's rows `of`."""
+    margin = 0.5 * (of.stop - of.start)
+    return of.start - margin <= rows.stop and rows.start <= of.stop + margin
 
 
 def _check_holes(strokes: np.ndarray) -> None:

@@ -78,7 +78,8 @@ def test_accelerator_phases_past_the_deadline_are_reported_as_not_run():
 @pytest.mark.parametrize("folder, recipe", [("hard_numbers", "first"),
                                             ("hard_numbers_2", "second"),
                                             ("hard_numbers_3", "third"),
-                                            ("hard_numbers_4", "fourth")])
+                                            ("hard_numbers_4", "fourth"),
+                                            ("hard_numbers_5", "fifth")])
 def test_hard_numbers_report_sets_are_reproduced_from_their_seeds(tmp_path, mnist_dir, folder,
                                                                  recipe):
     """Each committed report set is what `--write-report-set --recipe` makes: same numbers,
@@ -154,7 +155,7 @@ def test_touching_pairs_are_seeded_mnist_format_images_of_two_digits():
 
 def test_unseen_effects_ablate_one_at_a_time():
     """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the first report
-    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_4,
+    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_5,
     changes the picture."""
     import numpy as np
 

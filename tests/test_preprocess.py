@@ -251,6 +251,22 @@ def test_the_writing_is_told_by_its_largest_piece_clear_of_the_sides():
     assert preprocess._near_the_writing(labels, sizes).tolist() == [False, False, False, True]
 
 
+def test_along_a_tilted_line_the_writing_is_followed_from_piece_to_piece():
+    """`_near_the_writing(along_a_line=True)`: digits on a line rising to the left, each level
+    with its neighbour, are all kept, though the first two lie further than half a digit above
+    the largest (which alone would drop them); a smudge far above the line is still dropped."""
+    labels = np.zeros((200, 300), np.int32)
+    for k, (y, x) in enumerate([(100, 200), (92, 180), (84, 160), (76, 140), (68, 120),
+                                (60, 100)], start=1):
+        labels[y:y + 20, x:x + 15 + (k == 1)] = k  # (The first, the largest, a column wider.)
+    labels[10:25, 150:170] = 7                     # a smudge
+    sizes = np.bincount(labels.ravel())[1:]
+    on_its_own = preprocess._near_the_writing(labels, sizes).tolist()
+    assert on_its_own == [False, True, True, True, True, False, False, False]
+    assert preprocess._near_the_writing(labels, sizes, along_a_line=True).tolist() == [
+        False, True, True, True, True, True, True, False]
+
+
 def test_a_strip_along_the_picture_edge_is_no_writing_but_a_digit_touching_it_is():
     """`_along_the_edges` on labelled pieces of a 200x300 picture: the table's edge past a sheet
     (thin, touching a side, running along it) goes; a 7 cropped tightly (its bar along the
@@ -265,6 +281,59 @@ def test_a_strip_along_the_picture_edge_is_no_writing_but_a_digit_touching_it_is
     sizes = np.bincount(labels.ravel())[1:]
     assert preprocess._along_the_edges(labels, sizes).tolist() == [
         True, False, False, False, False]
+
+
+def _drawn(strokes: list[tuple[str, tuple]], size=(300, 120), width=5) -> np.ndarray:
+    """Ink (float, 1 on the strokes) drawn with Pillow: ("line", points) or ("arc", box,
+    start, end) strokes `width` pixels wide."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("L", size)
+    draw = ImageDraw.Draw(canvas)
+    for kind, *args in strokes:
+        if kind == "line":
+            draw.line(args[0], fill=255, width=width)
+        else:
+            draw.arc(args[0], args[1], args[2], fill=255, width=width)
+    return np.asarray(canvas, np.float32) / 255
+
+
+def _two(x: int, bar_to: int) -> list[tuple[str, tuple]]:
+    """A 2 written 60 pixels tall from column `x`: an arc, a diagonal, a flat foot."""
+    return [("arc", (x, 20, x + 36, 50), 180, 40), ("line", [(x + 33, 42), (x, 80)]),
+            ("line", [(x, 80), (bar_to, 80)])]
+
+
+def test_an_underline_is_taken_out_alone_or_touching_a_digit_and_the_digits_kept():
+    """`_without_underline`: a gently bowed line under three digits goes, whether it lies apart
+    from them or one digit's foot touches it (then only the line's thickness of that foot
+    goes); the digits' other pixels stay."""
+    digits = [("line", [(60, 20), (60, 80)]), ("arc", (100, 20, 140, 80), 0, 360),
+              ("line", [(180, 20), (180, 80)])]
+    for touching in (False, True):
+        y = 86 if touching else 92
+        line = _drawn([("line", [(40, y), (120, y + 2), (200, y)])], width=3)
+        ink = np.maximum(_drawn(digits), line)
+        if touching:
+            ink = np.maximum(ink, _drawn([("line", [(180, 80), (180, 86)])]))
+        out = preprocess._without_underline(ink, *preprocess.stroke_pieces(ink))
+        assert out is not ink
+        assert not (out[line > 0.5] > 0.5).any()  # The line is gone...
+        kept = _drawn(digits) > 0.5
+        kept[76:] = False  # (...and, touching, a line's thickness of the 1's foot with it.)
+        assert (out[kept] == ink[kept]).all()  # ...the digits are not.
+
+
+def test_feet_and_dashes_are_no_underline():
+    """As smooth as an underline, but under one digit or none, so they stay whole
+    (`_without_underline` returns the ink itself): a 2's flat foot running into the next 2's,
+    a long foot broken off a 1 beside other digits, a long stroke with nothing above it."""
+    twos = _drawn(_two(40, 90) + _two(88, 130) + [("line", [(170, 20), (170, 80)])])
+    foot = _drawn([("line", [(60, 20), (60, 80)]), ("arc", (90, 20, 130, 80), 0, 360),
+                   ("line", [(180, 20), (180, 80)]), ("line", [(140, 88), (220, 88)])])
+    dash = _drawn([("line", [(40, 60), (200, 62)])], width=4)
+    for ink in (twos, foot, dash):
+        assert preprocess._without_underline(ink, *preprocess.stroke_pieces(ink)) is ink
 
 
 def test_the_noise_floor_clears_the_paper_texture_when_ink_is_scarce_or_plentiful():

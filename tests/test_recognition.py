@@ -105,11 +105,22 @@ def test_numbers_in_pencil_are_read(shipped_checkpoint, real_mnist):
 
 
 @pytest.mark.slow
+def test_underlined_numbers_are_read(shipped_checkpoint, real_mnist):
+    """Tuning numbers with a line drawn under them (`underline` alone, seed 7): 31 of 40 read
+    right when written; 3 before the underline was taken out (it joined the digits into one
+    piece of ink)."""
+    numbers = make_numbers(real_mnist.test, 40, 7, TUNING_DIGITS, frozenset({"underline"}))
+    counts = failure_kinds(Recognizer(Predictor.from_checkpoint(shipped_checkpoint)), numbers)
+    assert counts["right"] >= 29, counts
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("folder, at_least", [("hard_numbers", 162), ("hard_numbers_2", 85),
-                                              ("hard_numbers_3", 42), ("hard_numbers_4", 15)])
+                                              ("hard_numbers_3", 42), ("hard_numbers_4", 26),
+                                              ("hard_numbers_5", 83)])
 def test_hard_numbers_report_sets(shipped_checkpoint, folder, at_least):
     """The labelled report sets (tests/data/, made by bench/hard_numbers.py): what BENCHMARKS
-    reports, 164, 87, 44 and 17 of 200 exactly right, held to within two."""
+    reports, 164, 87, 44, 28 and 85 of 200 exactly right, held to within two."""
     recognizer = Recognizer(Predictor.from_checkpoint(shipped_checkpoint))
     counts = failure_kinds(recognizer, read_report_set(REPORT_SET.parent / folder))
     assert sum(counts.values()) == 200

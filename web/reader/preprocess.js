@@ -17,6 +17,7 @@ const MAX_DIGIT_WIDTH = 1.4, JOIN_GAP = 0.3, MAX_CUTS = 12;
 const FULL_INK = 0.6; // preprocess.FULL_INK
 const SMALL_LINE = 20;  // preprocess.SMALL_LINE
 const GRAINY = 0.3, GRAIN_SIGMA = 1.5, LOCAL_INK = 0.5;
+const UNDERLINE_SLOPE = 0.5, UNDERLINE_COVER = 0.8, UNDERLINE_LENGTH = 1.2;
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
 
@@ -305,8 +306,12 @@ function maskOf(labelled) {
 }
 
 /** preprocess._keep_digit_components: without printed lines and specks. */
-function keepDigitComponents(inkIn) {
+function keepDigitComponents(inkIn, alongALine = false) {
   let ink = inkIn, labelled = strokePieces(ink);
+  if (alongALine) {
+    const without = withoutUnderline(ink, labelled);
+    if (without !== ink) { ink = without; labelled = strokePieces(ink); }
+  }
   let withoutLines;
   try {
     withoutLines = frames.removeLines(ink, maskOf(labelled));
@@ -324,7 +329,7 @@ function keepDigitComponents(inkIn) {
   const kept = keep.reduce((a, b) => a + b, 0);
   if (!kept || (largest < 8 && ink.data.length > 2000)) throw new NoDigitFound();
   if (kept > MAX_PIECES) throw new NotHandwriting();
-  nearTheWriting(labelled, pieceSizes, keep);
+  nearTheWriting(labelled, pieceSizes, keep, alongALine);
   const strokes = nd.map({ ...ink, data: labelled.labels }, (v) => keep[v], Uint8Array);
   const [ys, xs] = extent(strokes);
   const y0 = Math.max(ys[0] - 2, 0), x0 = Math.max(xs[0] - 2, 0);
@@ -339,6 +344,111 @@ function keepDigitComponents(inkIn) {
     }
   }
   return out;
+}
+
+/** preprocess._without_underline: the ink without the line drawn under the writing (the
+ * same object where there is none). */
+function withoutUnderline(ink, labelled) {
+  const { labels, n, h, w } = labelled;
+  const boxes = nd.boxes(labelled), pieceSizes = nd.sizes(labels, n);
+  const largest = n ? nd.max(pieceSizes.slice(1)) : 0;
+  const big = (k) => pieceSizes[k] >= 0.05 * largest;
+  let out = ink;
+  for (let k = 1; k <= n; k++) {
+    const [y0, y1, x0, x1] = boxes[k];
+    if (x1 - x0 < Math.max(12, y1 - y0) || !big(k) || y0 === 0 || x0 === 0 || y1 === h
+        || x1 === w) continue;
+    const piece = nd.image(y1 - y0, x1 - x0, Uint8Array);
+    for (let y = y0; y < y1; y++) {
+      for (let x = x0; x < x1; x++) piece.data[(y - y0) * piece.w + x - x0] = labels[y * w + x] === k ? 1 : 0;
+    }
+    const found = underlineBand(piece);
+    if (!found) continue;
+    // The writing above the line that does not touch it: pieces centred over it, ending above.
+    let over = 0, tallest = found.above;
+    const heights = [];
+    for (let j = 1; j <= n; j++) {
+      if (j === k || !big(j)) continue;
+      const [oy0, oy1, ox0, ox1] = boxes[j];
+      heights.push(oy1 - oy0);
+      const centre = Math.floor((ox0 + ox1) / 2);
+      if (x0 <= centre && centre < x1 && oy1 <= y0 + found.curve[centre - x0]) {
+        over += 1;
+        tallest = Math.max(tallest, oy1 - oy0);
+      }
+    }
+    // Under two digits or more: one standing on it (part of its piece), the others clear.
+    const typical = heights.length ? nd.median(heights) : 0;
+    const under = over + (found.above >= 0.5 * typical ? 1 : 0);
+    if (under < 2 || x1 - x0 < Math.max(tallest, UNDERLINE_LENGTH * typical)) continue;
+    if (out === ink) out = { ...ink, data: Float32Array.from(ink.data) };
+    found.band.data.forEach((v, i) => {
+      if (v) out.data[(y0 + Math.floor(i / piece.w)) * w + x0 + (i % piece.w)] = 0;
+    });
+  }
+  return out;
+}
+
+/** preprocess._underline_band: {band (a mask over the piece's box), curve (its bottom edge, a
+ * row per column), above (how tall the piece is above it)}, or null. */
+function underlineBand(piece) {
+  const { h, w, data } = piece;
+  const first = new Float64Array(w), thick = new Float64Array(w), xs = new Float64Array(w);
+  for (let x = 0; x < w; x++) {
+    let y = h - 1;
+    while (y >= 0 && !data[y * w + x]) y--;
+    let top = y;
+    while (top >= 0 && data[top * w + x]) top--;
+    first[x] = h - 1 - y;
+    thick[x] = y - top;
+    xs[x] = x;
+  }
+  const bottom = first.map((f) => h - 1 - f);
+  let fit = fitParabola(xs, bottom);
+  const residual = xs.map((x, i) => Math.abs(bottom[i] - fit.at(x)));
+  const worst = nd.percentile(residual, 100 * UNDERLINE_COVER);
+  const trimmed = Array.from(residual, (r) => r <= worst);
+  fit = fitParabola(xs.filter((_, i) => trimmed[i]), bottom.filter((_, i) => trimmed[i]));
+  const stroke = nd.median(thick.filter((_, i) => trimmed[i]));
+  const on = Array.from(xs, (x, i) => Math.abs(bottom[i] - fit.at(x)) <= Math.max(1.5, 0.5 * stroke));
+  const slope = Math.max(Math.abs(fit.slope(0)), Math.abs(fit.slope(w - 1)));
+  if (on.filter(Boolean).length < UNDERLINE_COVER * w || slope > UNDERLINE_SLOPE) return null;
+  const line = fitParabola(xs.filter((_, i) => on[i]), bottom.filter((_, i) => on[i]));
+  const curve = Array.from(xs, (x) => line.at(x));
+  const band = nd.image(h, w, Uint8Array);
+  let rest = h;
+  for (let x = 0; x < w; x++) {
+    const own = on[x] && thick[x] <= 2 * stroke ? thick[x] : stroke;
+    for (let y = 0; y < h; y++) {
+      const inBand = y >= curve[x] - own - 1 && y <= curve[x] + 1.5;
+      band.data[y * w + x] = inBand ? 1 : 0;
+      if (!inBand && data[y * w + x]) rest = Math.min(rest, y);
+    }
+  }
+  const above = rest < h ? Math.ceil(nd.max(curve) - stroke) - rest : 0;
+  return { band, curve, above: Math.max(0, above) };
+}
+
+/** np.polyfit(xs, ys, 2), as {at(x), slope(x)}: least squares by the normal equations, in x
+ * centred and scaled (well conditioned). */
+function fitParabola(xs, ys) {
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const s = Math.max(1, nd.max(xs.map((x) => Math.abs(x - m))));
+  const sums = new Float64Array(5), rhs = new Float64Array(3);
+  xs.forEach((x, i) => {
+    const t = (x - m) / s;
+    for (let p = 0, tp = 1; p < 5; p++, tp *= t) { sums[p] += tp; if (p < 3) rhs[p] += tp * ys[i]; }
+  });
+  // Cramer's rule on [[s0 s1 s2] [s1 s2 s3] [s2 s3 s4]] c = rhs: c0 + c1 t + c2 t^2.
+  const det3 = (a) => a[0] * (a[4] * a[8] - a[5] * a[7]) - a[1] * (a[3] * a[8] - a[5] * a[6])
+    + a[2] * (a[3] * a[7] - a[4] * a[6]);
+  const A = [sums[0], sums[1], sums[2], sums[1], sums[2], sums[3], sums[2], sums[3], sums[4]];
+  const d = det3(A);
+  const c = [0, 1, 2].map((col) => det3(A.map((v, i) => (i % 3 === col ? rhs[Math.floor(i / 3)] : v))) / d);
+  return {
+    at: (x) => { const t = (x - m) / s; return c[0] + c[1] * t + c[2] * t * t; },
+    slope: (x) => (c[1] + 2 * c[2] * (x - m) / s) / s,
+  };
 }
 
 /** preprocess._along_the_edges: zeroes (in place) the sizes of the pieces that are a thin
@@ -363,8 +473,9 @@ function alongTheEdges(labelled, pieceSizes) {
 }
 
 /** preprocess._near_the_writing: unkeeps (in place) the pieces further than half the
- * largest piece's height above or below its rows. */
-function nearTheWriting(labelled, pieceSizes, keep) {
+ * largest piece's height above or below its rows (along a line, or than half the height of a
+ * kept piece close beside them). */
+function nearTheWriting(labelled, pieceSizes, keep, alongALine) {
   const rows = nd.boxes(labelled).slice(1);
   // The largest piece clear of the picture's sides, if it is a quarter the largest's size.
   const inner = pieceSizes.map((size, i) => {
@@ -373,9 +484,33 @@ function nearTheWriting(labelled, pieceSizes, keep) {
   });
   const largest = nd.max(inner) >= 0.25 * nd.max(pieceSizes)
     ? inner.indexOf(nd.max(inner)) : pieceSizes.indexOf(nd.max(pieceSizes));
-  const [top, bottom] = rows[largest];
+  const near = rows.map((box) => level(box, rows[largest]));
+  if (alongALine) {  // A tilted line drifts: close beside a piece of it, centred in its rows.
+    const most = nd.max(pieceSizes);
+    const big = [...pieceSizes.keys()].filter((i) => pieceSizes[i] >= 0.05 * most);
+    let grown = true;
+    while (grown) {
+      grown = false;
+      for (const j of big) {
+        const box = rows[j];
+        if (!near[j] && big.some((i) => near[i] && beside(box, rows[i]))) near[j] = grown = true;
+      }
+    }
+  }
+  near.forEach((isNear, i) => { if (!isNear) keep[i + 1] = 0; });
+}
+
+/** preprocess._beside: whether a box is centred within another's rows, at most half its
+ * height to its left or right. */
+function beside([y0, y1, x0, x1], [top, bottom, left, right]) {
+  const gap = Math.max(x0 - right, left - x1);
+  return gap <= 0.5 * (bottom - top) && top <= (y0 + y1) / 2 && (y0 + y1) / 2 <= bottom;
+}
+
+/** preprocess._level: whether a box's rows lie within half its height of another's. */
+function level([y0, y1], [top, bottom]) {
   const margin = 0.5 * (bottom - top);
-  rows.forEach(([y0, y1], i) => { if (!(top - margin <= y1 && y0 <= bottom + margin)) keep[i + 1] = 0; });
+  return top - margin <= y1 && y0 <= bottom + margin;
 }
 
 /** [[first row, last row], [first column, last column]] holding anything. */
@@ -391,14 +526,15 @@ function extent(img) {
 
 /** preprocess._writing: the kept strokes, found again smoothed where they are grainy. */
 function writing(work, ink, brighter, alongALine) {
-  const strokes = keepDigitComponents(inkMap(work, ink, brighter, alongALine));
+  const strokes = keepDigitComponents(inkMap(work, ink, brighter, alongALine), alongALine);
   const [ys, xs] = extent(strokes);
   const box = nd.crop(strokes, Math.max(0, ys[0] - 1), Math.min(strokes.h, ys[1] + 2),
                       Math.max(0, xs[0] - 1), Math.min(strokes.w, xs[1] + 2));
   if (ys[1] - ys[0] < SMALL_LINE) return strokes;
   if (pits(nd.map(box, (v) => (v > STROKE ? 1 : 0), Uint8Array)) <= GRAINY) return strokes;
   try {
-    return keepDigitComponents(inkMap(work, nd.gaussianFilter(ink, GRAIN_SIGMA), brighter, alongALine));
+    return keepDigitComponents(inkMap(work, nd.gaussianFilter(ink, GRAIN_SIGMA), brighter, alongALine),
+                               alongALine);
   } catch (err) {
     if (!(err instanceof NoDigitFound)) throw err;
     return strokes;
