@@ -568,7 +568,8 @@ def _near_the_writing(labels: np.ndarray, sizes: np.ndarray, along_a_line: bool 
     its height above or below them is no part of the writing (a shadow's corner, a smudge at
     the sheet's edge), and would stretch the line's height if kept. That piece is the largest
     clear of the picture's sides where one is at least a quarter the size of the largest of
-    all: the grainy edge of a shadow, cut off by a side, can outgrow a number written small."""
+    all: the grainy edge of a shadow, cut off by a side, can outgrow a number written small.
+    `along_a_line`: a piece close beside one kept, and level with it, is kept too."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
     h, w = labels.shape
