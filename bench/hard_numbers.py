@@ -6,7 +6,7 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR --report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers_2 \
-      --recipe second   # (third, fourth, fifth: tests/data/hard_numbers_3, _4, _5)
+      --recipe second   # (third to sixth: tests/data/hard_numbers_3 to _6)
   python bench/hard_numbers.py --data-dir DIR --sweep [--numbers 600]
   python bench/hard_numbers.py --data-dir DIR --misses FOLDER [--numbers 400]
   python bench/hard_numbers.py --data-dir DIR --ablate [--numbers 400]
@@ -41,7 +41,10 @@ changes made from the third set's effects were measured on it, and before it was
 the same per-number draw. Its underlines were then taken out (on the tuning generator, with
 `--tuning-effects underline`), so a fifth, `--recipe fifth` (seed 99, session 13), adds
 `UNSEEN_5` (written down before it was made or read) and draws each of the twenty effects
-with probability 1/4: a few at a time, as real photos have them.
+with probability 1/4: a few at a time, as real photos have them. Its marker was then thinned
+(on the tuning generator, with `--tuning-effects marker`), so a sixth, `--recipe sixth` (seed
+111, session 14), adds `UNSEEN_6` (written down before it was made or read), each of the 24
+effects with probability 1/4.
 
 `--tuning-effects A,B --tuning-chance P` draws each named effect per tuning number with
 probability P, as the report sets since the third do (`--sweep` and `--misses` take them too).
@@ -68,6 +71,7 @@ from bench.hard_uploads import (  # noqa: E402
     UNSEEN_3,
     UNSEEN_4,
     UNSEEN_5,
+    UNSEEN_6,
     framed_upload,
     hard_number_upload,
     unseen_effects,
@@ -91,12 +95,15 @@ TUNING_DIGITS, REPORT_DIGITS = range(0, 5000), range(5000, 10000)
 # third's effects were used (small writing, pencil): those and UNSEEN_4, the same way:
 # tests/data/hard_numbers_4. "fifth" (session 13), made after the fourth's effects were used
 # (the underline): those and UNSEEN_5, each with probability 1/4 (a few at a time, as real
-# uploads have them): tests/data/hard_numbers_5.
+# uploads have them): tests/data/hard_numbers_5. "sixth" (session 14), made after the fifth's
+# marker was worked on: those and UNSEEN_6, the same way: tests/data/hard_numbers_6.
 REPORT_RECIPES = {"first": (33, frozenset(UNSEEN), 1.0),
                   "second": (55, frozenset(UNSEEN + UNSEEN_2), 1.0),
                   "third": (77, frozenset(UNSEEN + UNSEEN_2 + UNSEEN_3), 0.5),
                   "fourth": (88, frozenset(UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4), 0.5),
-                  "fifth": (99, frozenset(EVERY_EFFECT), 0.25)}
+                  "fifth": (99, frozenset(UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5),
+                            0.25),
+                  "sixth": (111, frozenset(EVERY_EFFECT), 0.25)}
 
 
 def make_numbers(test: data.Split, n: int, seed: int, digits: range,
@@ -254,7 +261,7 @@ def main() -> None:
     p.add_argument("--full-ink", type=float, default=getattr(preprocess, "FULL_INK", 1.0),
                    help="preprocess.FULL_INK to read with (how it was chosen)")
     p.add_argument("--tuning-effects", default="",
-                   help="comma-separated effects of UNSEEN to UNSEEN_5 to add to the tuning "
+                   help="comma-separated effects of UNSEEN to UNSEEN_6 to add to the tuning "
                         "numbers")
     p.add_argument("--tuning-chance", type=float, default=1.0,
                    help="each of --tuning-effects per number with this probability (as the "
@@ -286,7 +293,7 @@ def main() -> None:
         return
     if args.ablate:
         for effects in [(), *((e,) for e in EVERY_EFFECT), UNSEEN, UNSEEN_2, UNSEEN_3, UNSEEN_4,
-                        UNSEEN_5]:
+                        UNSEEN_5, UNSEEN_6]:
             numbers = make_numbers(test, args.numbers, 0, TUNING_DIGITS, frozenset(effects))
             print(_row("tuning + " + (" + ".join(effects) or "nothing"),
                        failure_kinds(recognizer, numbers)), flush=True)

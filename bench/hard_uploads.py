@@ -10,7 +10,9 @@ wavy baseline, slant, a skipping pen, low light); the third, `UNSEEN_3` (ruled p
 small writing, pencil) and the fourth `UNSEEN_4` (the other side's writing showing through, an
 underline, a steeper tilt, chalk on a board), each effect drawn per number with probability
 1/2; the fifth `UNSEEN_5` (a felt-tip marker, a folded sheet, a sticky note on a desk, a photo
-scaled down by a messenger app), each of the twenty drawn with probability 1/4.
+scaled down by a messenger app), each of the twenty drawn with probability 1/4; the sixth
+`UNSEEN_6` (a red pen, a crumpled sheet, a printed word before the number, a photo stored
+turned with the EXIF tag that turns it back), each of the 24 with probability 1/4.
 
 `framed_upload` puts one digit inside another picture: a notebook's plot of the 28x28 array
 (any colormap, axes, ticks, margins), a screen photographed, a printed box or form cell, ruled
@@ -41,9 +43,19 @@ COLORMAPS = {
 }
 
 
-def _jpeg(image: Image.Image, quality: int) -> bytes:
+def _jpeg(image: Image.Image, quality: int, orientation: int = 1) -> bytes:
+    """JPEG bytes; with an EXIF `orientation` (3, 6, 8), the pixels are stored turned so that
+    the tag turns them back, as a phone stores a photo taken on its side."""
     buf = io.BytesIO()
-    image.convert("RGB").save(buf, "JPEG", quality=quality)
+    image = image.convert("RGB")
+    if orientation == 1:
+        image.save(buf, "JPEG", quality=quality)
+        return buf.getvalue()
+    stored = image.transpose({3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90,
+                              8: Image.Transpose.ROTATE_270}[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.save(buf, "JPEG", quality=quality, exif=exif.tobytes())
     return buf.getvalue()
 
 
@@ -93,8 +105,15 @@ UNSEEN_4 = ("show-through", "underline", "tilt", "board")
 # there), the number on a yellow sticky note with the desk around it, and the photo scaled
 # down by a messenger app (the whole photo 300-640 pixels long) before its JPEG.
 UNSEEN_5 = ("marker", "fold", "sticky note", "downscaled")
+# What none of the above has, written down in session 14 before the sixth report set was made
+# or read (after the marker's bold strokes were thinned on the tuning generator): a red pen, a
+# crumpled sheet (creases and facets all over it), a printed word before the number (a form's
+# "Total" or "No."), and a phone's photo stored turned, with the EXIF tag that turns it back.
+UNSEEN_6 = ("red pen", "crumpled", "label", "turned")
 # The order a per-number draw takes (new lists go at the end: earlier sets draw the same).
-EVERY_EFFECT = UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5
+EVERY_EFFECT = UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5 + UNSEEN_6
+# Printed words a form puts before a number.
+LABELS = ("Total", "No.", "Amount", "Ref.", "Tel.", "Code", "Qty", "Date", "Invoice")
 
 
 def unseen_effects(unseen: bool | frozenset[str] | set[str]) -> frozenset[str]:
@@ -273,6 +292,12 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
     unseen = unseen_effects(unseen)
     line = _line(digits, rng, unseen)
     h, w = line.shape
+    printed = None
+    if "label" in unseen:  # A printed word before the number, on the paper, in black.
+        printed = _label(h, rng)
+        line = np.concatenate([np.zeros((h, printed.shape[1]), np.float32), line], axis=1)
+        printed = np.pad(printed, ((0, 0), (0, w)))
+        w = line.shape[1]
     H, W = h + int(rng.integers(40, 300)), w + int(rng.integers(40, 400))
     if "small" in unseen:  # The rest of the sheet is in view too.
         H, W = H + int(rng.integers(100, 500)), W + int(rng.integers(100, 700))
@@ -285,7 +310,15 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
     ink[top:top + h, left:left + w] = line
     pen = {0: (0.08, 0.08, 0.1), 1: (0.1, 0.12, 0.45), 2: (0.3, 0.3, 0.32)}[
         int(rng.integers(0, 3))]  # Black, blue, pencil.
+    if "red pen" in unseen:
+        pen = (rng.uniform(0.7, 0.9), rng.uniform(0.05, 0.2), rng.uniform(0.1, 0.25))
     paper = _paper((H, W), rng, unseen)
+    if printed is not None:
+        paper = paper.copy()
+        paper[top:top + h, left:left + w] *= 1 - 0.9 * printed[..., None]
+    if "crumpled" in unseen:  # Creases all over the sheet, each tilting a facet of it.
+        for _ in range(int(rng.integers(4, 10))):
+            paper = paper * _fold((H, W), (H / 2, W / 2), max(H, W) // 2, rng)[..., None]
     if "ruled" in unseen:
         paper = _ruled(paper, top + int(0.8 * h), h, rng)
     if "show-through" in unseen:
@@ -343,7 +376,22 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
             f = side / max(image.size)
             image = image.resize((max(1, round(W * f)), max(1, round(H * f))),
                                  Image.Resampling.BILINEAR)
-    return _jpeg(image, int(rng.integers(40, 96)))
+    turn = int(rng.choice([3, 6, 8])) if "turned" in unseen else 1
+    return _jpeg(image, int(rng.integers(40, 96)), turn)
+
+
+def _label(height: int, rng: np.random.Generator) -> np.ndarray:
+    """A printed word (`LABELS`) as ink [height, its width + a gap], its letters 0.3-0.5 of
+    the line's height, standing on the line's baseline."""
+    from PIL import ImageFont
+
+    word = str(rng.choice(LABELS))
+    font = ImageFont.load_default(size=max(8, int(height * rng.uniform(0.3, 0.5))))
+    x0, y0, x1, y1 = font.getbbox(word)
+    gap = int(height * rng.uniform(0.3, 1.0))
+    canvas = Image.new("L", (x1 + gap, height))
+    ImageDraw.Draw(canvas).text((0, int(0.85 * height) - y1), word, fill=255, font=font)
+    return np.asarray(canvas, np.float32) / 255
 
 
 def _fold(shape: tuple[int, int], near: tuple[float, float], height: int,

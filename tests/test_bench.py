@@ -79,7 +79,8 @@ def test_accelerator_phases_past_the_deadline_are_reported_as_not_run():
                                             ("hard_numbers_2", "second"),
                                             ("hard_numbers_3", "third"),
                                             ("hard_numbers_4", "fourth"),
-                                            ("hard_numbers_5", "fifth")])
+                                            ("hard_numbers_5", "fifth"),
+                                            ("hard_numbers_6", "sixth")])
 def test_hard_numbers_report_sets_are_reproduced_from_their_seeds(tmp_path, mnist_dir, folder,
                                                                  recipe):
     """Each committed report set is what `--write-report-set --recipe` makes: same numbers,
@@ -155,7 +156,7 @@ def test_touching_pairs_are_seeded_mnist_format_images_of_two_digits():
 
 def test_unseen_effects_ablate_one_at_a_time():
     """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the first report
-    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_5,
+    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_6,
     changes the picture."""
     import numpy as np
 
@@ -166,6 +167,26 @@ def test_unseen_effects_ablate_one_at_a_time():
     assert made(True) == made(frozenset(UNSEEN)) != made(False) == made(frozenset())
     alone = {name: made(frozenset({name})) for name in EVERY_EFFECT}
     assert len({made(False), *alone.values()}) == len(EVERY_EFFECT) + 1
+
+
+def test_a_photo_stored_turned_decodes_upright():
+    """`turned` (UNSEEN_6): the pixels are stored turned and the EXIF orientation turns them
+    back, so the reader sees the picture as it was taken (to JPEG rounding)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from bench.hard_uploads import _jpeg
+    from hdr_jax import preprocess
+
+    picture = np.zeros((60, 100), np.uint8)
+    picture[10:50, 20:30] = 255  # A bar at the left, taller than wide.
+    upright = preprocess.decode(_jpeg(Image.fromarray(picture), 95)).grey
+    for orientation in (3, 6, 8):
+        raw = _jpeg(Image.fromarray(picture), 95, orientation)
+        assert Image.open(io.BytesIO(raw)).size != (100, 60) or orientation == 3
+        assert np.abs(preprocess.decode(raw).grey - upright).mean() < 0.01
 
 
 def test_the_third_recipe_draws_each_effect_for_each_number(monkeypatch):

@@ -336,6 +336,29 @@ def test_feet_and_dashes_are_no_underline():
         assert preprocess._without_underline(ink, *preprocess.stroke_pieces(ink)) is ink
 
 
+def test_stroke_width_is_the_width_strokes_are_drawn_to_a_pixel():
+    digits = [("line", [(60, 20), (60, 80)]), ("arc", (100, 20, 140, 80), 0, 360),
+              ("line", [(180, 20), (180, 80)])]
+    for width in (3, 5, 11):
+        assert preprocess.stroke_width(_drawn(digits, width=width)) == pytest.approx(width, abs=1)
+
+
+def test_bold_strokes_are_thinned_to_mnists_width_and_a_pens_left_alone():
+    """Three 0s 60 pixels tall: drawn with a pen (5 pixels wide) they are left alone; drawn
+    with a marker (the pen's strokes grown by a disk, 5 pixels each side) they are thinned to
+    `THIN_TO` of the line's height (to a pixel)."""
+    from scipy import ndimage
+
+    pen = _drawn([("arc", (40 + 46 * k, 20, 80 + 46 * k, 80), 0, 360) for k in range(3)])
+    y, x = np.mgrid[-5:6, -5:6]
+    marker = ndimage.grey_dilation(pen, footprint=x**2 + y**2 <= 25)
+    assert preprocess._thinned(pen, preprocess.segment_number(pen)[3]) is None
+    height = preprocess.segment_number(marker)[3]
+    assert preprocess.stroke_width(marker) > preprocess.BOLD * height
+    thinned = preprocess._thinned(marker, height)
+    assert preprocess.stroke_width(thinned) == pytest.approx(preprocess.THIN_TO * height, abs=1)
+
+
 def test_the_noise_floor_clears_the_paper_texture_when_ink_is_scarce_or_plentiful():
     """Top-hat values of textured paper (0.05 +- 0.02) with faint ink (0.3) on 0.1% of the
     pixels (a number photographed from afar): the floor leaves under 0.5% of the texture

@@ -138,6 +138,15 @@ export function maximumFilter1d(img, size, axis) {
   return filter1d(img, size, axis, -Math.floor(size / 2), "max");
 }
 
+/** scipy.ndimage.grey_erosion(img, footprint=generate_binary_structure(2, square ? 2 : 1)):
+ * the least value in each pixel's 3x3 square, or its cross of five. */
+export function greyErosion3(img, square) {
+  const down = minimumFilter1d(img, 3, 0);
+  if (square) return minimumFilter1d(down, 3, 1);
+  const across = minimumFilter1d(img, 3, 1);
+  return map(down, (v, i) => Math.min(v, across.data[i]), img.data.constructor);
+}
+
 /** scipy.ndimage.grey_opening(img, size=(size, size)): erosion, then a dilation whose window
  * an even size shifts by one, so the two line up. */
 export function greyOpening(img, size) {
@@ -279,8 +288,20 @@ export function boxes({ labels, n, h, w }) {
 }
 
 /** The largest Euclidean distance from a pixel of `mask` to one outside it (within the
- * array), as distance_transform_edt(mask).max(): Felzenszwalb and Huttenlocher's transform. */
+ * array), as distance_transform_edt(mask).max(). */
 export function maxDistance(mask) {
+  let best = 0;
+  const distance = distanceTransform(mask);
+  for (let i = 0; i < distance.data.length; i++) {
+    if (mask.data[i] && Number.isFinite(distance.data[i])) best = Math.max(best, distance.data[i]);
+  }
+  return best;
+}
+
+/** scipy.ndimage.distance_transform_edt(mask): each pixel's Euclidean distance to the nearest
+ * one outside `mask` (Infinity where the array has none): Felzenszwalb and Huttenlocher's
+ * transform. */
+export function distanceTransform(mask) {
   const { h, w } = mask;
   const INF = 1e20;
   const f = new Float64Array(h * w);
@@ -308,9 +329,9 @@ export function maxDistance(mask) {
   };
   for (let x = 0; x < w; x++) line((q) => f[q * w + x], (q, val) => { f[q * w + x] = val; }, h);
   for (let y = 0; y < h; y++) line((q) => f[y * w + q], (q, val) => { f[y * w + q] = val; }, w);
-  let best = 0;
-  for (let i = 0; i < h * w; i++) if (mask.data[i] && f[i] < INF / 2) best = Math.max(best, f[i]);
-  return Math.sqrt(best);
+  const out = image(h, w, Float64Array);
+  for (let i = 0; i < h * w; i++) out.data[i] = f[i] < INF / 2 ? Math.sqrt(f[i]) : Infinity;
+  return out;
 }
 
 export function centerOfMass(img) {

@@ -18,6 +18,7 @@ const FULL_INK = 0.6; // preprocess.FULL_INK
 const SMALL_LINE = 20;  // preprocess.SMALL_LINE
 const GRAINY = 0.3, GRAIN_SIGMA = 1.5, LOCAL_INK = 0.5;
 const UNDERLINE_SLOPE = 0.5, UNDERLINE_COVER = 0.8, UNDERLINE_LENGTH = 1.2;
+const BOLD = 0.17, THIN_TO = 0.11;  // preprocess.BOLD, THIN_TO
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
 
@@ -782,7 +783,7 @@ export function numberLine(upload, lookInside = 2, closer = true) {
     }
   }
   ink = writing(work, ink, brighter, true);
-  const { cuts, between, spans, lineHeight } = segmentNumber(ink);
+  let { cuts, between, spans, lineHeight } = segmentNumber(ink);
   if (closer && factor > 1 && lineHeight < SMALL_LINE) {
     const near = aroundTheWriting(upload, ink, factor, lineHeight);
     try {
@@ -791,6 +792,11 @@ export function numberLine(upload, lookInside = 2, closer = true) {
       if (!(err instanceof NoDigitFound)) throw err;
     }
   }
+  const thin = thinned(ink, lineHeight);
+  if (thin) {
+    ink = thin;
+    ({ cuts, between, spans, lineHeight } = segmentNumber(ink));
+  }
   const size = [roundHalfEven(grey.w * scale), roundHalfEven(grey.h * scale)];
   const digits = new Map();
   for (const [i, j] of spans) {
@@ -798,6 +804,33 @@ export function numberLine(upload, lookInside = 2, closer = true) {
     if (digit) digits.set(`${i},${j}`, digit);
   }
   return { nCuts: cuts.length, pieces: between, spans: digits, height: lineHeight * factor * scale };
+}
+
+/** preprocess.stroke_width: the strokes' usual width in pixels, at half their full strength:
+ * twice the distance from their middle (the distance's ridge) to their edge, less one. */
+export function strokeWidth(ink) {
+  const inked = ink.data.filter((v) => v > 0);
+  const half = 0.5 * nd.percentile(inked, 95);
+  const strokes = nd.map(ink, (v) => (v > half ? 1 : 0), Uint8Array);
+  const distance = nd.distanceTransform(strokes);
+  let peak = distance;
+  for (const axis of [0, 1]) peak = nd.maximumFilter1d(peak, 3, axis);
+  const ridge = [];
+  for (let i = 0; i < distance.data.length; i++) {
+    if (strokes.data[i] && distance.data[i] >= peak.data[i]) ridge.push(distance.data[i]);
+  }
+  return 2 * nd.median(ridge) - 1;
+}
+
+/** preprocess._thinned: bold strokes (a marker) thinned to MNIST's usual width (square and
+ * cross erosions in turn), or null. */
+function thinned(ink, lineHeight) {
+  const width = strokeWidth(ink);
+  const radius = roundHalfEven((width - THIN_TO * lineHeight) / 2);
+  if (width <= BOLD * lineHeight || radius < 1) return null;
+  let out = ink;
+  for (let step = 0; step < radius; step++) out = nd.greyErosion3(out, step % 2 === 0);
+  return out.data.some((v) => v > STROKE) ? out : null;
 }
 
 function shifted(line, { dx, dy }) {
