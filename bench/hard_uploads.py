@@ -404,7 +404,8 @@ def _fold(shape: tuple[int, int], near: tuple[float, float], height: int,
     a = rng.uniform(0, np.pi)
     y0, x0 = near[0] + rng.uniform(-1, 1) * height, near[1] + rng.uniform(-1, 1) * height
     d = np.sin(a) * (gx - x0) - np.cos(a) * (gy - y0)  # Signed distance to the crease.
-    side = 1 - rng.uniform(0.03, 0.12) / (1 + np.exp(-d / rng.uniform(1, 6)))
+    with np.errstate(over="ignore"):  # (Far from the crease exp overflows: the side is 1.)
+        side = 1 - rng.uniform(0.03, 0.12) / (1 + np.exp(-d / rng.uniform(1, 6)))
     crease = 1 - rng.uniform(0.08, 0.25) * np.exp(-(d / rng.uniform(0.7, 1.5)) ** 2)
     return side * crease
 

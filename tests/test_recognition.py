@@ -125,12 +125,12 @@ def test_numbers_in_marker_are_read(shipped_checkpoint, real_mnist):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("folder, at_least", [("hard_numbers", 162), ("hard_numbers_2", 85),
-                                              ("hard_numbers_3", 42), ("hard_numbers_4", 26),
-                                              ("hard_numbers_5", 83)])
+@pytest.mark.parametrize("folder, at_least", [("hard_numbers", 162), ("hard_numbers_2", 84),
+                                              ("hard_numbers_3", 41), ("hard_numbers_4", 27),
+                                              ("hard_numbers_5", 84), ("hard_numbers_6", 51)])
 def test_hard_numbers_report_sets(shipped_checkpoint, folder, at_least):
     """The labelled report sets (tests/data/, made by bench/hard_numbers.py): what BENCHMARKS
-    reports, 164, 87, 44, 28 and 85 of 200 exactly right, held to within two."""
+    reports, 164, 86, 43, 29, 86 and 53 of 200 exactly right, held to within two."""
     recognizer = Recognizer(Predictor.from_checkpoint(shipped_checkpoint))
     counts = failure_kinds(recognizer, read_report_set(REPORT_SET.parent / folder))
     assert sum(counts.values()) == 200
