@@ -13,6 +13,7 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR --framed 0 --tuning-effects gradient \
       --full-ink 0.6   # tuning numbers with named report-set effects; FULL_INK chosen so
   python bench/hard_numbers.py --data-dir DIR --follow-strokes ...   # cuts along the strokes
+  python bench/hard_numbers.py --data-dir DIR --stroke-widths   # where BOLD, THIN_TO come from
   python bench/hard_numbers.py --data-dir DIR --report-set ... --library ../old
 
 `--library DIR` reads the same uploads with the pipeline of another checkout (e.g.
@@ -53,6 +54,7 @@ probability P, as the report sets since the third do (`--sweep` and `--misses` t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import itertools
 import sys
@@ -205,6 +207,38 @@ def sweep(recognizer: Recognizer, numbers: list[tuple[bytes, str]]) -> None:
         print(f"  {name}, {costs}: {kinds}, refused {len(numbers) - len(lines)}")
 
 
+def stroke_widths(test: data.Split, train: data.Split, n: int) -> None:
+    """Stroke width over digit height (`preprocess.stroke_width`), percentiles: MNIST training
+    digits 0-2,999 enlarged 4x (as the tuning generator draws them), and tuning lines with
+    and without a marker as the number reader finds them (`preprocess.BOLD`, `THIN_TO`)."""
+    from PIL import Image
+
+    def line_ratio(raw: bytes) -> float:
+        work, _ = preprocess._working_copy(preprocess.decode(raw).grey)
+        ink = preprocess.polarised(work)
+        ink = preprocess._writing(work, ink, preprocess._region(ink), along_a_line=True)
+        return preprocess.stroke_width(ink) / preprocess.segment_number(ink)[3]
+
+    def digit_ratio(digit: np.ndarray) -> float:
+        ink = np.asarray(Image.fromarray(digit).resize((112, 112), Image.Resampling.BICUBIC),
+                         np.float32) / 255
+        rows = np.nonzero(ink.max(1) > 0.5)[0]
+        return preprocess.stroke_width(ink) / (rows[-1] - rows[0] + 1)
+
+    groups = {"MNIST training digits 0-2,999, 4x": [digit_ratio(d) for d in train.images[:3000]]}
+    for effect in ("", "marker"):
+        ratios = []
+        for raw, _ in make_numbers(test, n, 0, TUNING_DIGITS, frozenset({effect} - {""})):
+            with contextlib.suppress(preprocess.PreprocessError):  # (A refused line.)
+                ratios.append(line_ratio(raw))
+        groups[f"tuning lines{' + ' + effect if effect else ''} ({len(ratios)})"] = ratios
+    quantiles = (1, 5, 50, 90, 95, 99)
+    print(f"  {'stroke width / digit height':<38}" + "".join(f"{q:>7}%" for q in quantiles))
+    for name, ratios in groups.items():
+        print(f"  {name:<38}" + "".join(f"{v:8.3f}" for v in np.percentile(ratios, quantiles)))
+    print(f"  thinned above BOLD = {preprocess.BOLD}, to THIN_TO = {preprocess.THIN_TO}")
+
+
 def read_report_set(folder: Path) -> list[tuple[bytes, str]]:
     with open(folder / "labels.csv") as f:
         return [((folder / row["file"]).read_bytes(), row["number"]) for row in csv.DictReader(f)]
@@ -268,11 +302,15 @@ def main() -> None:
                         "third and fourth report sets draw theirs), not all of them always")
     p.add_argument("--ablate", action="store_true",
                    help="tuning digits with each effect the report sets add, one at a time")
+    p.add_argument("--stroke-widths", action="store_true",
+                   help="stroke width over digit height: MNIST, tuning lines with and without "
+                        "a marker")
     p.add_argument("--misses", type=Path,
                    help="write the tuning numbers read wrong (with --tuning-effects), and why, "
                         "to this folder")
     args = p.parse_args()
-    test = data.load_mnist(args.data_dir).test
+    mnist = data.load_mnist(args.data_dir)
+    test = mnist.test
     if args.write_report_set:
         write_report_set(test, args.write_report_set, args.report_size, args.recipe)
         return
@@ -284,6 +322,9 @@ def main() -> None:
     header(f"hard uploads, read by {Path(preprocess.__file__).parents[1]}"
            + (", cuts along the strokes" if args.follow_strokes else "")
            + f", full ink at {preprocess.FULL_INK}")
+    if args.stroke_widths:
+        stroke_widths(test, mnist.train, args.numbers)
+        return
     recognizer = Recognizer(Predictor.from_checkpoint(checkpoint_path()))
     print(f"  {'written numbers, 2-8 digits':<34}{'exact':>9}{'count':>8}{'digit':>8}"
           f"{'refused':>8}{'of':>7}")
