@@ -36,6 +36,18 @@ def _js(reader, body: str, *arrays: np.ndarray):
     }}""", args)
 
 
+def _read_numbers(reader, numbers: list[tuple[bytes, str]]) -> tuple[list, list[dict]]:
+    """Written numbers (upload, truth) read in number mode by the server's recognizer and by
+    the page: their readings (or errors) and the page's answers, in order."""
+    from hdr_jax.inference import Predictor
+    from hdr_jax.lifecycle import checkpoint_path
+    from hdr_jax.recognition import Recognizer
+
+    uploads = [raw for raw, _ in numbers]
+    server = Recognizer(Predictor.from_checkpoint(checkpoint_path())).read(uploads, "number")
+    return server, reader.read(uploads, mode="number")
+
+
 def _array(out) -> np.ndarray:
     return np.asarray(out["data"], np.float64).reshape(out["h"], out["w"])
 
@@ -135,14 +147,9 @@ def test_the_page_drops_a_smudge_far_from_the_line_as_the_server_does(reader):
 def test_the_page_tells_the_table_past_a_sheet_from_writing_as_the_server_does(reader,
                                                                            real_mnist):
     from bench.hard_numbers import TUNING_DIGITS, make_numbers
-    from hdr_jax.inference import Predictor
-    from hdr_jax.lifecycle import checkpoint_path
-    from hdr_jax.recognition import Recognizer
 
     numbers = make_numbers(real_mnist.test, 8, 7, TUNING_DIGITS, frozenset({"perspective"}))
-    uploads = [raw for raw, _ in numbers]
-    server = Recognizer(Predictor.from_checkpoint(checkpoint_path())).read(uploads, "number")
-    page = reader.read(uploads, mode="number")
+    server, page = _read_numbers(reader, numbers)
     assert [p.get("number") for p in page] == [r.number for r in server]
     assert sum(r.number == truth for r, (_, truth) in zip(server, numbers, strict=True)) >= 6
 
@@ -155,15 +162,10 @@ def test_the_page_refuses_small_and_pencil_numbers_as_the_server_does_and_mostly
     at least 14 (the browser's JPEG decoder differs from Pillow's by a level here and there,
     which can move a cut in writing a few pixels tall)."""
     from bench.hard_numbers import TUNING_DIGITS, make_numbers
-    from hdr_jax.inference import Predictor
-    from hdr_jax.lifecycle import checkpoint_path
-    from hdr_jax.recognition import Recognizer
 
     numbers = [number for effect in ("small", "pencil") for number in
                make_numbers(real_mnist.test, 8, 7, TUNING_DIGITS, frozenset({effect}))]
-    uploads = [raw for raw, _ in numbers]
-    server = Recognizer(Predictor.from_checkpoint(checkpoint_path())).read(uploads, "number")
-    page = reader.read(uploads, mode="number")
+    server, page = _read_numbers(reader, numbers)
     read = [p.get("number") for p in page], [getattr(r, "number", None) for r in server]
     assert [n is None for n in read[0]] == [n is None for n in read[1]]
     assert read[1].count(None) <= 1
@@ -213,15 +215,10 @@ def test_the_page_takes_out_an_underline_and_follows_a_tilted_line_as_the_server
     read each the same, and mostly right (12 of these 16 when written, 7 of the 8 underlined;
     5 before the underline was taken out, none of those)."""
     from bench.hard_numbers import TUNING_DIGITS, make_numbers
-    from hdr_jax.inference import Predictor
-    from hdr_jax.lifecycle import checkpoint_path
-    from hdr_jax.recognition import Recognizer
 
     numbers = [number for effect in ("underline", "tilt") for number in
                make_numbers(real_mnist.test, 8, 7, TUNING_DIGITS, frozenset({effect}))]
-    uploads = [raw for raw, _ in numbers]
-    server = Recognizer(Predictor.from_checkpoint(checkpoint_path())).read(uploads, "number")
-    page = reader.read(uploads, mode="number")
+    server, page = _read_numbers(reader, numbers)
     assert [p.get("number") for p in page] == [r.number for r in server]
     assert sum(r.number == truth for r, (_, truth) in zip(server, numbers, strict=True)) >= 11
 
@@ -232,17 +229,12 @@ def test_the_page_thins_a_markers_strokes_as_the_server_does(reader, real_mnist)
     right when written (7 with the strokes not thinned)."""
     from bench.hard_numbers import TUNING_DIGITS, make_numbers
     from hdr_jax import preprocess
-    from hdr_jax.inference import Predictor
-    from hdr_jax.lifecycle import checkpoint_path
-    from hdr_jax.recognition import Recognizer
 
     numbers = make_numbers(real_mnist.test, 12, 8, TUNING_DIGITS, frozenset({"marker"}))
-    uploads = [raw for raw, _ in numbers]
-    server = Recognizer(Predictor.from_checkpoint(checkpoint_path())).read(uploads, "number")
-    page = reader.read(uploads, mode="number")
+    server, page = _read_numbers(reader, numbers)
     assert [p.get("number") for p in page] == [r.number for r in server]
     assert sum(r.number == truth for r, (_, truth) in zip(server, numbers, strict=True)) >= 9
-    ink = preprocess.ink_map(preprocess.decode(uploads[0]).grey, along_a_line=True)
+    ink = preprocess.ink_map(preprocess.decode(numbers[0][0]).grey, along_a_line=True)
     width = reader.page.evaluate("""async (a) => {
         const pre = await import('/reader/preprocess.js');
         return pre.strokeWidth({ h: a.h, w: a.w, data: Float32Array.from(a.data) });
