@@ -104,6 +104,14 @@ UNDERLINE_SLOPE, UNDERLINE_COVER, UNDERLINE_LENGTH = 0.5, 0.8, 1.2
 # 0.11 (`stroke_width`). Digit mode reads a lone bold digit as well as a thinned one, so only
 # number mode thins. Checked on the tuning generator with and without a marker (session 14).
 BOLD, THIN_TO = 0.17, 0.11
+# A printed word before or after a number (a form's "Total", "No."): set apart from the rest
+# by more than `WORD_GAP` of the tallest piece, smaller (its pieces' median height under
+# `SMALLER_WORD` of the tallest word's), and standing on one straight baseline as print does:
+# at least `PRINTED_LETTERS` pieces, and all but one (a descender), with their bottoms within
+# `BASELINE` of its height of one line. A size rule alone dropped real digits written small or
+# unevenly; handwritten digits seldom line up so exactly. Chosen on the tuning generator with
+# and without a printed word, uneven sizes and small writing (session 15).
+WORD_GAP, SMALLER_WORD, PRINTED_LETTERS, BASELINE = 0.35, 0.8, 3, 0.04
 EDGE_RUN = 0.4  # Of a side of the picture: what runs along it is beyond the sheet.
 # A piece of ink lying (nearly) all within this share of the picture from its sides, touching
 # one and running along at least EDGE_SPAN of it, is the table's edge past a sheet seen in
@@ -766,6 +774,7 @@ def segment_number(ink: np.ndarray
             merged[-1] = _union(merged[-1], piece)
         else:
             merged.append(piece)
+    merged = _without_printed_words(merged)
     tallest = max(y1 - y0 for _, _, y0, y1, _ in merged)
     digits = [g for g in merged if g[3] - g[2] >= 0.5 * tallest]
     # The line's digit height is their median: digits of uneven size, or two touching ones off
@@ -796,6 +805,47 @@ def segment_number(ink: np.ndarray
              if (cuts[j] - cuts[i] <= MAX_DIGIT_WIDTH * line_height and not any(wall[i + 1:j]))
              or (i in between and j == between[between.index(i) + 1])]
     return cuts, between, spans, line_height
+
+
+def _without_printed_words(pieces: list[list[float]]) -> list[list[float]]:
+    """The pieces of a line ([x0, x1, y0, y1, area], left to right) less a printed word at its
+    start or end (a form's "Total" before the number): words are split at gaps wider than
+    `WORD_GAP` of the tallest piece; the first or the last of two or more, whose pieces'
+    median height is under `SMALLER_WORD` of the tallest word's and which stand on one
+    baseline (`_on_one_baseline`), is dropped."""
+    tallest = max(y1 - y0 for _, _, y0, y1, _ in pieces)
+    words, right = [[pieces[0]]], pieces[0][1]
+    for piece in pieces[1:]:
+        if piece[0] - right > WORD_GAP * tallest:
+            words.append([])
+        words[-1].append(piece)
+        right = max(right, piece[1])
+    if len(words) == 1:
+        return pieces
+    heights = [float(np.median([g[3] - g[2] for g in word])) for word in words]
+    printed = [k in (0, len(words) - 1) and height < SMALLER_WORD * max(heights)
+               and _on_one_baseline(word, height)
+               for k, (word, height) in enumerate(zip(words, heights, strict=True))]
+    return [g for word, label in zip(words, printed, strict=True) if not label for g in word]
+
+
+def _on_one_baseline(word: list[list[float]], height: float) -> bool:
+    """Whether a word's pieces stand on one straight line, as printed letters do: at least
+    `PRINTED_LETTERS`, and all but one (a descender: the y of "Qty"), with their bottoms within
+    `BASELINE` of `height` of the line through them. The line's slope is the median of the
+    slopes between pairs of pieces (Theil-Sen), so a descender does not tilt it; a line
+    photographed tilted tilts it."""
+    if len(word) < PRINTED_LETTERS:
+        return False
+    bottoms = np.array([g[3] for g in word], float)
+    centres = np.array([(g[0] + g[1]) / 2 for g in word], float)
+    i, j = np.triu_indices(len(word), 1)
+    apart = centres[i] != centres[j]
+    slope = (float(np.median((bottoms[j] - bottoms[i])[apart] / (centres[j] - centres[i])[apart]))
+             if apart.any() else 0.0)
+    offsets = bottoms - slope * centres
+    on_line = np.abs(offsets - float(np.median(offsets))) <= BASELINE * height
+    return int(on_line.sum()) >= max(PRINTED_LETTERS, len(word) - 1)
 
 
 def _valleys(columns: np.ndarray, x0: int, x1: int, line_height: float) -> list[int]:

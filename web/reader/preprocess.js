@@ -19,6 +19,7 @@ const SMALL_LINE = 20;  // preprocess.SMALL_LINE
 const GRAINY = 0.3, GRAIN_SIGMA = 1.5, LOCAL_INK = 0.5;
 const UNDERLINE_SLOPE = 0.5, UNDERLINE_COVER = 0.8, UNDERLINE_LENGTH = 1.2;
 const BOLD = 0.17, THIN_TO = 0.11;  // preprocess.BOLD, THIN_TO
+const WORD_GAP = 0.35, SMALLER_WORD = 0.8, PRINTED_LETTERS = 3, BASELINE = 0.04;  // preprocess's
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
 
@@ -695,11 +696,12 @@ export function segmentNumber(ink) {
       merged.push(piece);
     }
   }
-  const tallest = Math.max(...merged.map((g) => g[3] - g[2]));
-  const digits = merged.filter((g) => g[3] - g[2] >= 0.5 * tallest);
+  const written = withoutPrintedWords(merged);
+  const tallest = Math.max(...written.map((g) => g[3] - g[2]));
+  const digits = written.filter((g) => g[3] - g[2] >= 0.5 * tallest);
   const lineHeight = nd.median(digits.map((g) => g[3] - g[2])); // their median, as segment_number
   const typicalArea = nd.median(digits.map((g) => g[4]));
-  for (const fragment of merged.filter((g) => !digits.includes(g))) {
+  for (const fragment of written.filter((g) => !digits.includes(g))) {
     let i = 0;
     for (let j = 1; j < digits.length; j++) if (-overlap(fragment, digits[j]) < -overlap(fragment, digits[i])) i = j;
     if (-overlap(fragment, digits[i]) <= 0.3 * lineHeight) digits[i] = union(digits[i], fragment);
@@ -736,6 +738,42 @@ export function segmentNumber(ink) {
 function compareLists(a, b) {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
   return 0;
+}
+
+/** preprocess._without_printed_words: the pieces less a printed word at the line's start or
+ * end (smaller than the rest, set apart, on one baseline). */
+function withoutPrintedWords(pieces) {
+  const tallest = Math.max(...pieces.map((g) => g[3] - g[2]));
+  const words = [[pieces[0]]];
+  let right = pieces[0][1];
+  for (const piece of pieces.slice(1)) {
+    if (piece[0] - right > WORD_GAP * tallest) words.push([]);
+    words.at(-1).push(piece);
+    right = Math.max(right, piece[1]);
+  }
+  if (words.length === 1) return pieces;
+  const heights = words.map((word) => nd.median(word.map((g) => g[3] - g[2])));
+  const top = Math.max(...heights);
+  return words.filter((word, k) => !((k === 0 || k === words.length - 1) &&
+    heights[k] < SMALLER_WORD * top && onOneBaseline(word, heights[k]))).flat();
+}
+
+/** preprocess._on_one_baseline: all but one of at least PRINTED_LETTERS pieces have their
+ * bottoms within BASELINE of `height` of one line (its slope the median of pairs'). */
+function onOneBaseline(word, height) {
+  if (word.length < PRINTED_LETTERS) return false;
+  const bottoms = word.map((g) => g[3]), centres = word.map((g) => (g[0] + g[1]) / 2);
+  const slopes = [];
+  for (let i = 0; i < word.length; i++) {
+    for (let j = i + 1; j < word.length; j++) {
+      if (centres[i] !== centres[j]) slopes.push((bottoms[j] - bottoms[i]) / (centres[j] - centres[i]));
+    }
+  }
+  const slope = slopes.length ? nd.median(slopes) : 0;
+  const offsets = bottoms.map((b, k) => b - slope * centres[k]);
+  const middle = nd.median(offsets);
+  const onLine = offsets.filter((o) => Math.abs(o - middle) <= BASELINE * height).length;
+  return onLine >= Math.max(PRINTED_LETTERS, word.length - 1);
 }
 
 function valleys(columns, x0, x1, lineHeight) {
