@@ -106,12 +106,13 @@ UNDERLINE_SLOPE, UNDERLINE_COVER, UNDERLINE_LENGTH = 0.5, 0.8, 1.2
 BOLD, THIN_TO = 0.17, 0.11
 # A printed word before or after a number (a form's "Total", "No."): set apart from the rest
 # by more than `WORD_GAP` of the tallest piece, smaller (its pieces' median height under
-# `SMALLER_WORD` of the tallest word's), and standing on one straight baseline as print does:
-# at least `PRINTED_LETTERS` pieces, and all but one (a descender), with their bottoms within
-# `BASELINE` of its height of one line. A size rule alone dropped real digits written small or
-# unevenly; handwritten digits seldom line up so exactly. Chosen on the tuning generator with
-# and without a printed word, uneven sizes and small writing (session 15).
-WORD_GAP, SMALLER_WORD, PRINTED_LETTERS, BASELINE = 0.35, 0.8, 3, 0.04
+# `SMALLER_WORD` of the tallest word's), and set as print is: at least `PRINTED_LETTERS`
+# pieces, none more than `LETTER_GAP` of its height from the next, all but one (a descender)
+# with their bottoms within `BASELINE` of its height of one straight line. A size rule alone
+# dropped real digits written small or unevenly; handwritten digits seldom line up so
+# exactly, so close. Chosen on the tuning generator with and without a printed word, uneven
+# sizes and small writing (session 15).
+WORD_GAP, SMALLER_WORD, PRINTED_LETTERS, LETTER_GAP, BASELINE = 0.35, 0.8, 3, 0.3, 0.04
 EDGE_RUN = 0.4  # Of a side of the picture: what runs along it is beyond the sheet.
 # A piece of ink lying (nearly) all within this share of the picture from its sides, touching
 # one and running along at least EDGE_SPAN of it, is the table's edge past a sheet seen in
@@ -811,8 +812,8 @@ def _without_printed_words(pieces: list[list[float]]) -> list[list[float]]:
     """The pieces of a line ([x0, x1, y0, y1, area], left to right) less a printed word at its
     start or end (a form's "Total" before the number): words are split at gaps wider than
     `WORD_GAP` of the tallest piece; the first or the last of two or more, whose pieces'
-    median height is under `SMALLER_WORD` of the tallest word's and which stand on one
-    baseline (`_on_one_baseline`), is dropped."""
+    median height is under `SMALLER_WORD` of the tallest word's and which is set as print
+    is (`_set_as_print`), is dropped."""
     tallest = max(y1 - y0 for _, _, y0, y1, _ in pieces)
     words, right = [[pieces[0]]], pieces[0][1]
     for piece in pieces[1:]:
@@ -824,18 +825,19 @@ def _without_printed_words(pieces: list[list[float]]) -> list[list[float]]:
         return pieces
     heights = [float(np.median([g[3] - g[2] for g in word])) for word in words]
     printed = [k in (0, len(words) - 1) and height < SMALLER_WORD * max(heights)
-               and _on_one_baseline(word, height)
+               and _set_as_print(word, height)
                for k, (word, height) in enumerate(zip(words, heights, strict=True))]
     return [g for word, label in zip(words, printed, strict=True) if not label for g in word]
 
 
-def _on_one_baseline(word: list[list[float]], height: float) -> bool:
-    """Whether a word's pieces stand on one straight line, as printed letters do: at least
-    `PRINTED_LETTERS`, and all but one (a descender: the y of "Qty"), with their bottoms within
-    `BASELINE` of `height` of the line through them. The line's slope is the median of the
-    slopes between pairs of pieces (Theil-Sen), so a descender does not tilt it; a line
-    photographed tilted tilts it."""
-    if len(word) < PRINTED_LETTERS:
+def _set_as_print(word: list[list[float]], height: float) -> bool:
+    """Whether a word's pieces are set as printed letters are: at least `PRINTED_LETTERS`,
+    each within `LETTER_GAP` of `height` of the next, and all but one (a descender: the y of
+    "Qty") with their bottoms within `BASELINE` of `height` of one line. The line's slope is
+    the median of the slopes between pairs of pieces (Theil-Sen), so a descender does not tilt
+    it; a line photographed tilted tilts it."""
+    if len(word) < PRINTED_LETTERS or any(b[0] - a[1] > LETTER_GAP * height
+                                          for a, b in itertools.pairwise(word)):
         return False
     bottoms = np.array([g[3] for g in word], float)
     centres = np.array([(g[0] + g[1]) / 2 for g in word], float)

@@ -359,9 +359,10 @@ def test_bold_strokes_are_thinned_to_mnists_width_and_a_pens_left_alone():
     assert preprocess.stroke_width(thinned) == pytest.approx(preprocess.THIN_TO * height, abs=1)
 
 
-def _word(x0: int, bottoms: list[int], heights: list[int]) -> list[list[float]]:
-    """Pieces [x0, x1, y0, y1, area] 12 pixels wide, 3 apart, standing on `bottoms`."""
-    return [[x0 + 15 * k, x0 + 15 * k + 12, b - h, b, 10.0 * h]
+def _word(x0: int, bottoms: list[int], heights: list[int], gap: int = 3
+          ) -> list[list[float]]:
+    """Pieces [x0, x1, y0, y1, area] 12 pixels wide, `gap` apart, standing on `bottoms`."""
+    return [[x0 + (12 + gap) * k, x0 + (12 + gap) * k + 12, b - h, b, 10.0 * h]
             for k, (b, h) in enumerate(zip(bottoms, heights, strict=True))]
 
 
@@ -369,8 +370,8 @@ def test_a_printed_word_at_either_end_of_a_line_is_dropped_and_handwriting_stays
     """`_without_printed_words` on [x0, x1, y0, y1, area] pieces: four letters (26 and 20
     high) on one baseline, 40 pixels from three digits 50 high, go before or after them,
     also on a tilted baseline or with a descender; the same pieces with their bottoms
-    scattered by 3-6 pixels (small handwritten digits), two letters alone, a word as tall as
-    the digits, and a word between two numbers stay."""
+    scattered by 3-6 pixels or 9 pixels apart (small handwritten digits), two letters alone, a
+    word as tall as the digits, and a word between two numbers stay."""
     digits = _word(100, [60, 60, 60], [50, 50, 50])
     letters = [26, 20, 20, 26]
     printed = {"level": _word(0, [60, 60, 60, 60], letters),
@@ -381,6 +382,7 @@ def test_a_printed_word_at_either_end_of_a_line_is_dropped_and_handwriting_stays
         after = [[g[0] + 200, g[1] + 200, *g[2:]] for g in word]
         assert preprocess._without_printed_words(digits + after) == digits, name
     kept = {"scattered": _word(0, [60, 54, 57, 63], letters),
+            "spaced": _word(0, [60, 60, 60, 60], letters, gap=9),
             "two letters": _word(30, [60, 60], [26, 20]),
             "as tall": _word(0, [60, 60, 60, 60], [45, 42, 42, 45]),
             "between": _word(0, [60, 60, 60, 60], letters)}

@@ -126,12 +126,12 @@ def test_numbers_in_marker_are_read(shipped_checkpoint, real_mnist):
 
 @pytest.mark.slow
 def test_numbers_beside_a_printed_word_are_read_without_it(shipped_checkpoint, real_mnist):
-    """Tuning numbers after a printed "Total", "No." or the like (`label` alone, seed 7): 16
-    of 40 read right when written; 2 with the word read as digits too (wrong counts 22
+    """Tuning numbers after a printed "Total", "No." or the like (`label` alone, seed 7): 17
+    of 40 read right when written; 2 with the word read as digits too (wrong counts 21
     against 36; `preprocess.SMALLER_WORD` 0)."""
     numbers = make_numbers(real_mnist.test, 40, 7, TUNING_DIGITS, frozenset({"label"}))
     counts = failure_kinds(Recognizer(Predictor.from_checkpoint(shipped_checkpoint)), numbers)
-    assert counts["right"] >= 14, counts
+    assert counts["right"] >= 15, counts
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ const SMALL_LINE = 20;  // preprocess.SMALL_LINE
 const GRAINY = 0.3, GRAIN_SIGMA = 1.5, LOCAL_INK = 0.5;
 const UNDERLINE_SLOPE = 0.5, UNDERLINE_COVER = 0.8, UNDERLINE_LENGTH = 1.2;
 const BOLD = 0.17, THIN_TO = 0.11;  // preprocess.BOLD, THIN_TO
-const WORD_GAP = 0.35, SMALLER_WORD = 0.8, PRINTED_LETTERS = 3, BASELINE = 0.04;  // preprocess's
+const WORD_GAP = 0.35, SMALLER_WORD = 0.8, PRINTED_LETTERS = 3, LETTER_GAP = 0.3, BASELINE = 0.04;  // preprocess's
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
 
@@ -741,7 +741,7 @@ function compareLists(a, b) {
 }
 
 /** preprocess._without_printed_words: the pieces less a printed word at the line's start or
- * end (smaller than the rest, set apart, on one baseline). */
+ * end (smaller than the rest, set apart, set as print is). */
 function withoutPrintedWords(pieces) {
   const tallest = Math.max(...pieces.map((g) => g[3] - g[2]));
   const words = [[pieces[0]]];
@@ -755,13 +755,15 @@ function withoutPrintedWords(pieces) {
   const heights = words.map((word) => nd.median(word.map((g) => g[3] - g[2])));
   const top = Math.max(...heights);
   return words.filter((word, k) => !((k === 0 || k === words.length - 1) &&
-    heights[k] < SMALLER_WORD * top && onOneBaseline(word, heights[k]))).flat();
+    heights[k] < SMALLER_WORD * top && setAsPrint(word, heights[k]))).flat();
 }
 
-/** preprocess._on_one_baseline: all but one of at least PRINTED_LETTERS pieces have their
- * bottoms within BASELINE of `height` of one line (its slope the median of pairs'). */
-function onOneBaseline(word, height) {
+/** preprocess._set_as_print: at least PRINTED_LETTERS pieces, each within LETTER_GAP of
+ * `height` of the next, all but one with their bottoms within BASELINE of `height` of one
+ * line (its slope the median of pairs'). */
+function setAsPrint(word, height) {
   if (word.length < PRINTED_LETTERS) return false;
+  for (let k = 1; k < word.length; k++) if (word[k][0] - word[k - 1][1] > LETTER_GAP * height) return false;
   const bottoms = word.map((g) => g[3]), centres = word.map((g) => (g[0] + g[1]) / 2);
   const slopes = [];
   for (let i = 0; i < word.length; i++) {
