@@ -6,7 +6,7 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR --report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers_2 \
-      --recipe second   # (third to sixth: tests/data/hard_numbers_3 to _6)
+      --recipe second   # (third to seventh: tests/data/hard_numbers_3 to _7)
   python bench/hard_numbers.py --data-dir DIR --sweep [--numbers 600]
   python bench/hard_numbers.py --data-dir DIR --misses FOLDER [--numbers 400]
   python bench/hard_numbers.py --data-dir DIR --ablate [--numbers 400]
@@ -45,7 +45,10 @@ the same per-number draw. Its underlines were then taken out (on the tuning gene
 with probability 1/4: a few at a time, as real photos have them. Its marker was then thinned
 (on the tuning generator, with `--tuning-effects marker`), so a sixth, `--recipe sixth` (seed
 111, session 14), adds `UNSEEN_6` (written down before it was made or read), each of the 24
-effects with probability 1/4.
+effects with probability 1/4. Its printed word was then dropped (on the tuning generator, with
+`--tuning-effects label`), so a seventh, `--recipe seventh` (seed 122, session 15), adds
+`UNSEEN_7` (written down before it was made or read), each of the 28 effects with
+probability 1/4.
 
 `--tuning-effects A,B --tuning-chance P` draws each named effect per tuning number with
 probability P, as the report sets since the third do (`--sweep` and `--misses` take them too).
@@ -74,6 +77,7 @@ from bench.hard_uploads import (  # noqa: E402
     UNSEEN_4,
     UNSEEN_5,
     UNSEEN_6,
+    UNSEEN_7,
     framed_upload,
     hard_number_upload,
     unseen_effects,
@@ -99,13 +103,17 @@ TUNING_DIGITS, REPORT_DIGITS = range(0, 5000), range(5000, 10000)
 # (the underline): those and UNSEEN_5, each with probability 1/4 (a few at a time, as real
 # uploads have them): tests/data/hard_numbers_5. "sixth" (session 14), made after the fifth's
 # marker was worked on: those and UNSEEN_6, the same way: tests/data/hard_numbers_6.
+# "seventh" (session 15), made after the sixth's printed word was worked on: those and
+# UNSEEN_7, the same way: tests/data/hard_numbers_7.
 REPORT_RECIPES = {"first": (33, frozenset(UNSEEN), 1.0),
                   "second": (55, frozenset(UNSEEN + UNSEEN_2), 1.0),
                   "third": (77, frozenset(UNSEEN + UNSEEN_2 + UNSEEN_3), 0.5),
                   "fourth": (88, frozenset(UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4), 0.5),
                   "fifth": (99, frozenset(UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5),
                             0.25),
-                  "sixth": (111, frozenset(EVERY_EFFECT), 0.25)}
+                  "sixth": (111, frozenset(UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5
+                                           + UNSEEN_6), 0.25),
+                  "seventh": (122, frozenset(EVERY_EFFECT), 0.25)}
 
 
 def make_numbers(test: data.Split, n: int, seed: int, digits: range,
@@ -295,7 +303,7 @@ def main() -> None:
     p.add_argument("--full-ink", type=float, default=getattr(preprocess, "FULL_INK", 1.0),
                    help="preprocess.FULL_INK to read with (how it was chosen)")
     p.add_argument("--tuning-effects", default="",
-                   help="comma-separated effects of UNSEEN to UNSEEN_6 to add to the tuning "
+                   help="comma-separated effects of UNSEEN to UNSEEN_7 to add to the tuning "
                         "numbers")
     p.add_argument("--tuning-chance", type=float, default=1.0,
                    help="each of --tuning-effects per number with this probability (as the "
@@ -334,7 +342,7 @@ def main() -> None:
         return
     if args.ablate:
         for effects in [(), *((e,) for e in EVERY_EFFECT), UNSEEN, UNSEEN_2, UNSEEN_3, UNSEEN_4,
-                        UNSEEN_5, UNSEEN_6]:
+                        UNSEEN_5, UNSEEN_6, UNSEEN_7]:
             numbers = make_numbers(test, args.numbers, 0, TUNING_DIGITS, frozenset(effects))
             print(_row("tuning + " + (" + ".join(effects) or "nothing"),
                        failure_kinds(recognizer, numbers)), flush=True)

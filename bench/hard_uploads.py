@@ -12,7 +12,9 @@ underline, a steeper tilt, chalk on a board), each effect drawn per number with 
 1/2; the fifth `UNSEEN_5` (a felt-tip marker, a folded sheet, a sticky note on a desk, a photo
 scaled down by a messenger app), each of the twenty drawn with probability 1/4; the sixth
 `UNSEEN_6` (a red pen, a crumpled sheet, a printed word before the number, a photo stored
-turned with the EXIF tag that turns it back), each of the 24 with probability 1/4.
+turned with the EXIF tag that turns it back), each of the 24 with probability 1/4; the
+seventh `UNSEEN_7` (a separator between groups of digits, a hard-edged shadow, the lines above
+or below cut off by the photo's edge, a fine pen), each of the 28 with probability 1/4.
 
 `framed_upload` puts one digit inside another picture: a notebook's plot of the 28x28 array
 (any colormap, axes, ticks, margins), a screen photographed, a printed box or form cell, ruled
@@ -110,8 +112,13 @@ UNSEEN_5 = ("marker", "fold", "sticky note", "downscaled")
 # crumpled sheet (creases and facets all over it), a printed word before the number (a form's
 # "Total" or "No."), and a phone's photo stored turned, with the EXIF tag that turns it back.
 UNSEEN_6 = ("red pen", "crumpled", "label", "turned")
+# Written down in session 15 before the seventh report set was made or read: a separator
+# between groups of digits (an amount's "1,250" or "12.50"; the label is the digits alone), a
+# hard-edged shadow cast across the sheet (the phone's), the writing of the lines above or
+# below cut off by the photo's edge, and a fine pen (thin strokes, written large).
+UNSEEN_7 = ("separator", "cast shadow", "line above", "fine pen")
 # The order a per-number draw takes (new lists go at the end: earlier sets draw the same).
-EVERY_EFFECT = UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5 + UNSEEN_6
+EVERY_EFFECT = UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5 + UNSEEN_6 + UNSEEN_7
 # Printed words a form puts before a number.
 LABELS = ("Total", "No.", "Amount", "Ref.", "Tel.", "Code", "Qty", "Date", "Invoice")
 
@@ -126,12 +133,16 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
     height = int(rng.integers(50, 150))
     if "small" in unseen:  # Photographed from afar.
         height = int(rng.integers(24, 49))
+    if "fine pen" in unseen:  # A fine-liner, the number written large: thin strokes.
+        height = int(rng.integers(100, 181))
     mixed = rng.random() < MIXED_PRESSURE  # Pressure changes from digit to digit.
     pieces = []
     for d in digits:
         pressure = rng.uniform(0.4, 1.0) if mixed else rng.uniform(0.75, 1.0)
         size = int(height * rng.uniform(0.75, 1.15)) if "sizes" in unseen else height
         bold = rng.uniform(1.0, 2.0) if "marker" in unseen else rng.uniform(-0.3, 0.7)
+        if "fine pen" in unseen:
+            bold = -rng.uniform(0.6, 1.0)
         ink = _ink(d, size, rng, bold) * pressure
         if "gradient" in unseen:  # The pen presses harder at one side of each digit.
             ramp = np.linspace(rng.uniform(0.5, 1.0), 1.0, ink.shape[1], dtype=np.float32)
@@ -142,6 +153,9 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
     touching = rng.random() < TOUCHING
     gaps = [int(height * (rng.uniform(-0.12, 0.02) if touching and rng.random() < 0.5
                           else rng.uniform(0.04, 0.3))) for _ in pieces]
+    marks = _separators(len(pieces), rng) if "separator" in unseen else {}
+    for k in marks:  # Room for the mark.
+        gaps[k] = max(gaps[k], 0) + int(height * rng.uniform(0.2, 0.35))
     width = sum(p.shape[1] for p in pieces) + sum(gaps[:-1]) + height
     line = np.zeros((int(height * 1.4) + (height if "sizes" in unseen else 0), width),
                     np.float32)
@@ -149,6 +163,7 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
     # A baseline that rises and falls along the line (writing without a ruler).
     wave = ((rng.uniform(0.05, 0.2) * height, rng.uniform(0.5, 1.5), rng.uniform(0, 2 * np.pi))
             if "sizes" in unseen else (0.0, 0.0, 0.0))
+    placed: list[np.ndarray] = []
     for piece, gap in zip(pieces, gaps, strict=True):
         top = int(height * 0.2 + rng.integers(-height // 12, height // 12 + 1))
         if "sizes" in unseen:  # Bottoms on the wavy baseline, whatever each digit's size.
@@ -156,6 +171,10 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
                 wave[0] * np.sin(wave[1] * 2 * np.pi * x / width + wave[2]))
         region = line[top:top + piece.shape[0], x:x + piece.shape[1]]
         np.maximum(region, piece[:region.shape[0], :region.shape[1]], out=region)
+        if (k := len(placed)) in marks:  # On the baseline, half-way to the next digit.
+            _mark(line, marks[k], (top + 0.85 * piece.shape[0],
+                                   x + piece.shape[1] + gap / 2), height, rng)
+        placed.append(piece)
         x += piece.shape[1] + gap
     line = line[:, :x + height // 2]
     if "underline" in unseen:
@@ -172,6 +191,30 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
         angle = float(np.sign(angle) or 1) * rng.uniform(6, 15)
     return np.asarray(Image.fromarray(line, "F").rotate(angle, Image.Resampling.BILINEAR,
                                                         expand=True), np.float32)
+
+
+def _separators(n: int, rng: np.random.Generator) -> dict[int, str]:
+    """Where an amount of `n` digits has its separators, after which digit: a decimal point or
+    comma before the last two, or a thousands comma or point every three from the right."""
+    if n >= 5 and rng.random() < 0.5:
+        mark = str(rng.choice([",", "."]))
+        return {k: mark for k in range(n - 4, -1, -3)}
+    return {max(0, n - 3): str(rng.choice([",", "."]))}
+
+
+def _mark(line: np.ndarray, mark: str, at: tuple[float, float], height: int,
+          rng: np.random.Generator) -> None:
+    """A handwritten point (a dot) or comma (a short stroke down and to the left) into
+    `line`, its top at `at` (y, x)."""
+    y, x = at
+    width = max(1.5, rng.uniform(0.05, 0.09) * height)
+    length = rng.uniform(0.03, 0.06) * height if mark == "." else rng.uniform(0.12, 0.22) * height
+    lean = rng.uniform(0.2, 0.6) if mark == "," else 0.0
+    gy, gx = np.mgrid[0:line.shape[0], 0:line.shape[1]].astype(np.float32)
+    t = np.clip((gy - y) / max(length, 1e-6), 0, 1)
+    distance = np.hypot(gx - (x - lean * length * t), gy - (y + length * t))
+    np.maximum(line, np.clip(width / 2 + 0.5 - distance, 0, 1) * rng.uniform(0.7, 1.0),
+               out=line)
 
 
 def _underline(line: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -308,6 +351,8 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
     left = mx + int(rng.integers(0, W - 2 * mx - w + 1))
     ink = np.zeros((H, W), np.float32)
     ink[top:top + h, left:left + w] = line
+    if "line above" in unseen:
+        _neighbour_line(ink, digits, (top, h), rng)
     pen = {0: (0.08, 0.08, 0.1), 1: (0.1, 0.12, 0.45), 2: (0.3, 0.3, 0.32)}[
         int(rng.integers(0, 3))]  # Black, blue, pencil.
     if "red pen" in unseen:
@@ -342,6 +387,8 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         pen = (rng.uniform(0.8, 0.95),) * 3
         ink = _grainy(ink, rng, 1.0, (0.6, 0.9), 0.4)
     rgb = paper * (1 - ink[..., None]) + np.array(pen, np.float32) * ink[..., None]
+    if "cast shadow" in unseen:  # The phone's shadow: a hard edge across the number.
+        rgb = rgb * _cast_shadow((H, W), (top, left, h, w), rng)[..., None]
     rgb += rng.normal(0, rng.uniform(0.005, 0.04), rgb.shape).astype(np.float32)
     if "low light" in unseen:  # Indoor light: a colour cast, and the sensor's noise.
         rgb = rgb * rng.uniform(0.55, 0.85) * rng.uniform([0.9, 0.85, 0.7], [1.05, 1.0, 1.0])
@@ -392,6 +439,42 @@ def _label(height: int, rng: np.random.Generator) -> np.ndarray:
     canvas = Image.new("L", (x1 + gap, height))
     ImageDraw.Draw(canvas).text((0, int(0.85 * height) - y1), word, fill=255, font=font)
     return np.asarray(canvas, np.float32) / 255
+
+
+def _neighbour_line(ink: np.ndarray, digits: list[np.ndarray], number: tuple[int, int],
+                    rng: np.random.Generator) -> None:
+    """Adds to `ink` the line written above the number (its lower part, cut off by the top
+    edge) or, where there is no room above, below it (its upper part): the same digits in
+    another order, as tall as the number's line, a little apart from it."""
+    top, h = number
+    H, W = ink.shape
+    other = _line([digits[i] for i in rng.permutation(len(digits))], rng, frozenset())
+    width = max(1, round(other.shape[1] * h / other.shape[0]))
+    other = np.asarray(Image.fromarray(other, "F").resize((width, h), Image.Resampling.BILINEAR),
+                       np.float32)
+    gap, shown = int(rng.uniform(0.05, 0.2) * h), int(rng.uniform(0.25, 0.6) * h)
+    x = int(rng.integers(-width // 3, max(1, W - 2 * width // 3)))
+    cols = slice(max(0, x), min(W, x + width))
+    part = slice(cols.start - x, cols.stop - x)
+    if top - gap >= 0.15 * h:
+        rows = min(shown, top - gap)
+        np.maximum(ink[:rows, cols], other[h - rows:, part], out=ink[:rows, cols])
+    elif H - (top + h + gap) >= 0.15 * h:
+        rows = min(shown, H - (top + h + gap))
+        np.maximum(ink[H - rows:, cols], other[:rows, part], out=ink[H - rows:, cols])
+
+
+def _cast_shadow(shape: tuple[int, int], number: tuple[int, int, int, int],
+                 rng: np.random.Generator) -> np.ndarray:
+    """A shadow with a hard edge (multiplies the picture, [h, w]): the edge a straight line
+    through the number's box at any angle, the shadowed side 30-60% darker."""
+    top, left, h, w = number
+    gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    a = rng.uniform(0, 2 * np.pi)
+    y0, x0 = top + rng.uniform(0.2, 0.8) * h, left + rng.uniform(0.1, 0.9) * w
+    d = np.cos(a) * (gx - x0) + np.sin(a) * (gy - y0)
+    with np.errstate(over="ignore"):  # (Far from the edge exp overflows: the side is 1.)
+        return 1 - rng.uniform(0.3, 0.6) / (1 + np.exp(-d / rng.uniform(0.5, 2.5)))
 
 
 def _fold(shape: tuple[int, int], near: tuple[float, float], height: int,

@@ -80,7 +80,8 @@ def test_accelerator_phases_past_the_deadline_are_reported_as_not_run():
                                             ("hard_numbers_3", "third"),
                                             ("hard_numbers_4", "fourth"),
                                             ("hard_numbers_5", "fifth"),
-                                            ("hard_numbers_6", "sixth")])
+                                            ("hard_numbers_6", "sixth"),
+                                            ("hard_numbers_7", "seventh")])
 def test_hard_numbers_report_sets_are_reproduced_from_their_seeds(tmp_path, mnist_dir, folder,
                                                                  recipe):
     """Each committed report set is what `--write-report-set --recipe` makes: same numbers,
@@ -156,7 +157,7 @@ def test_touching_pairs_are_seeded_mnist_format_images_of_two_digits():
 
 def test_unseen_effects_ablate_one_at_a_time():
     """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the first report
-    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_6,
+    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_7,
     changes the picture."""
     import numpy as np
 
@@ -255,3 +256,18 @@ def test_fast_preset_stays_unless_a_candidate_beats_it_by_more_than_the_standard
     assert choose_fast([*runs, run("c", 0.9960, seconds=3.5)], preset) == PRESET_STAYS
     assert choose_fast([run("a", 0.9944), run("b", 0.9952, 2.5), run("d", 0.9952, 2.4)],
                        preset) == "d"
+
+
+def test_separators_group_an_amounts_digits_from_the_right():
+    """`separator` (UNSEEN_7): seven digits get a thousands mark after the first and fourth
+    ("9,018,609") or a decimal mark before the last two ("90186.09"); four, the decimal mark
+    ("12.35"); two, one between them ("1,5"); either mark is drawn."""
+    import numpy as np
+
+    from bench.hard_uploads import _separators
+
+    rng = np.random.default_rng(0)
+    assert {tuple(sorted(_separators(7, rng))) for _ in range(30)} == {(0, 3), (4,)}
+    assert {tuple(_separators(4, rng)) for _ in range(10)} == {(1,)}
+    assert {tuple(_separators(2, rng)) for _ in range(10)} == {(0,)}
+    assert {m for _ in range(30) for m in _separators(5, rng).values()} == {",", "."}

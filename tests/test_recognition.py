@@ -137,10 +137,11 @@ def test_numbers_beside_a_printed_word_are_read_without_it(shipped_checkpoint, r
 @pytest.mark.slow
 @pytest.mark.parametrize("folder, at_least", [("hard_numbers", 162), ("hard_numbers_2", 84),
                                               ("hard_numbers_3", 41), ("hard_numbers_4", 27),
-                                              ("hard_numbers_5", 84), ("hard_numbers_6", 51)])
+                                              ("hard_numbers_5", 84), ("hard_numbers_6", 53),
+                                              ("hard_numbers_7", 31)])
 def test_hard_numbers_report_sets(shipped_checkpoint, folder, at_least):
     """The labelled report sets (tests/data/, made by bench/hard_numbers.py): what BENCHMARKS
-    reports, 164, 86, 43, 29, 86 and 53 of 200 exactly right, held to within two."""
+    reports, 164, 86, 43, 29, 86, 55 and 33 of 200 exactly right, held to within two."""
     recognizer = Recognizer(Predictor.from_checkpoint(shipped_checkpoint))
     counts = failure_kinds(recognizer, read_report_set(REPORT_SET.parent / folder))
     assert sum(counts.values()) == 200
