@@ -236,15 +236,15 @@ def test_the_page_drops_a_printed_word_before_a_number_as_the_server_does(reader
 
 def test_the_page_thins_a_markers_strokes_as_the_server_does(reader, real_mnist):
     """Numbers written with a felt-tip marker (tuning digits): the page measures the strokes
-    as the server does (`stroke_width`, to 1e-6) and reads each number the same, 9 of these 12
-    right when written (7 with the strokes not thinned)."""
+    as the server does (`stroke_width`, to 1e-6) and reads each number the same, 11 of these 12
+    right when written (9 with the strokes not thinned)."""
     from bench.hard_numbers import TUNING_DIGITS, make_numbers
     from hdr_jax import preprocess
 
-    numbers = make_numbers(real_mnist.test, 12, 8, TUNING_DIGITS, frozenset({"marker"}))
+    numbers = make_numbers(real_mnist.test, 12, 9, TUNING_DIGITS, frozenset({"marker"}))
     server, page = _read_numbers(reader, numbers)
     assert [p.get("number") for p in page] == [r.number for r in server]
-    assert sum(r.number == truth for r, (_, truth) in zip(server, numbers, strict=True)) >= 9
+    assert sum(r.number == truth for r, (_, truth) in zip(server, numbers, strict=True)) >= 10
     ink = preprocess.ink_map(preprocess.decode(numbers[0][0]).grey, along_a_line=True)
     width = reader.page.evaluate("""async (a) => {
         const pre = await import('/reader/preprocess.js');
