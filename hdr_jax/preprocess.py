@@ -15,6 +15,7 @@ a serving cold start spends while XLA compiles the model (see `serving.create_se
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import itertools
 
@@ -305,10 +306,8 @@ def ink_map(grey: np.ndarray, ink: np.ndarray | None = None,
         raise NoDigitFound()
     # The paper's own brightness: an opening (min, then max, over a window wider than any
     # stroke) keeps lighting gradients, vignetting and the sharp edge of a shadow, and drops
-    # the strokes; what rises above it is ink (a top-hat transform). At full size: one
-    # computed on block minima and zoomed back blurred a hard shadow's edge into a line of
-    # ink, and scipy's separable filters make it no faster.
-    ink = ink - ndimage.grey_opening(ink, size=(window, window))
+    # the strokes; what rises above it is ink (a top-hat transform).
+    ink = ink - _opening(ink, window)
     ink = np.clip(ink - _noise_floor(_sample(ink)), 0, None)
     strokes = ink[ink > 0]
     if strokes.size == 0:
@@ -341,6 +340,26 @@ def _noise_floor(sample: np.ndarray) -> float:
             break
         background = clipped
     return med + 4 * 1.4826 * mad
+
+
+def _opening(image: np.ndarray, window: int, step: int = 2) -> np.ndarray:
+    """A grey opening over a `window`-wide square, computed on `step`x`step` block minima
+    and brought back by bilinear zoom: the paper's brightness is smooth, and this costs a
+    quarter of the full-size opening. On 4x4 blocks, the zoom blurred a hard shadow's edge
+    into a line of ink beside it; on 2x2, the line is too faint to be a stroke."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    h, w = image.shape
+    if window < 4 * step or min(h, w) < 8 * step:
+        return ndimage.grey_opening(image, size=(window, window))
+    hh, ww = -(-h // step) * step, -(-w // step) * step
+    padded = np.pad(image, ((0, hh - h), (0, ww - w)), mode="edge")
+    # Block minima by strided slices: the same values as reshape(...).min((1, 3)), 20x faster.
+    columns = functools.reduce(np.minimum, (padded[:, k::step] for k in range(step)))
+    blocks = functools.reduce(np.minimum, (columns[k::step] for k in range(step)))
+    small = ndimage.grey_opening(blocks, size=(window // step,) * 2)
+    return np.asarray(Image.fromarray(small, "F").resize((ww, hh), Image.Resampling.BILINEAR),
+                      np.float32)[:h, :w]
 
 
 def _region(ink: np.ndarray) -> np.ndarray:

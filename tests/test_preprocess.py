@@ -393,23 +393,25 @@ def test_a_printed_word_at_either_end_of_a_line_is_dropped_and_handwriting_stays
         assert preprocess._without_printed_words(pieces) == pieces, name
 
 
-def test_a_hard_shadows_edge_leaves_no_ink_and_the_writing_in_it_stays():
-    """A sheet (0.85) half in a hard-edged shadow (0.45; the edge a slanting line, blurred by
-    a pixel) with a bar written across the edge: along a line, the bar is ink on both sides
-    and the edge, away from the bar and the picture's sides, leaves nothing at stroke level
-    (computed on block minima, the paper's brightness left a line of ink along it)."""
+def test_a_hard_shadows_edge_leaves_at_most_a_faint_line_and_the_writing_in_it_stays():
+    """A sheet (0.85, grain 0.01) half in a hard-edged shadow (0.45; the edge a slanting line,
+    blurred by a pixel) with a bar written across the edge: along a line, the bar is ink on
+    both sides, and the edge, away from the bar and the picture's sides, leaves under half
+    the bar's strength in the shadow (0.20 against 0.48; with the paper's brightness taken on
+    4x4 block minima, 0.74: a line of ink as strong as the writing)."""
     from scipy import ndimage
 
     yy, xx = np.mgrid[0:300, 0:500]
     edge = yy - 0.3 * xx - 60.0  # The shadow lies below the line.
-    grey = np.where(edge > 0, 0.45, 0.85).astype(np.float32)
-    grey = ndimage.gaussian_filter(grey, 1.0)
+    grey = ndimage.gaussian_filter(np.where(edge > 0, 0.45, 0.85).astype(np.float32), 1.0)
+    grey += np.random.default_rng(0).normal(0, 0.01, grey.shape).astype(np.float32)
     bar = (np.abs(xx - 250) <= 3) & (yy >= 60) & (yy < 240)
     grey[bar] *= 0.3
     ink = preprocess.ink_map(grey, along_a_line=True)
     near_edge = (np.abs(edge) < 6) & (np.abs(xx - 250) > 30) & (xx > 80) & (xx < 420)
-    assert ink[near_edge].max() < preprocess.STROKE
-    assert ink[bar & (edge < -10)].min() > 0.5 and ink[bar & (edge > 10)].min() > 0.5
+    in_shadow = ink[bar & (edge > 10)].min()
+    assert ink[bar & (edge < -10)].min() > 0.9 and in_shadow > 0.4
+    assert ink[near_edge].max() < 0.5 * in_shadow
 
 
 def test_the_noise_floor_clears_the_paper_texture_when_ink_is_scarce_or_plentiful():

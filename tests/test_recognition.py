@@ -117,12 +117,12 @@ def test_underlined_numbers_are_read(shipped_checkpoint, real_mnist):
 
 @pytest.mark.slow
 def test_numbers_in_marker_are_read(shipped_checkpoint, real_mnist):
-    """Tuning numbers written with a felt-tip marker (`marker` alone, seed 8): 39 of 60 read
-    right when written (wrong counts 12); 31 (wrong counts 18) with the bold strokes not
+    """Tuning numbers written with a felt-tip marker (`marker` alone, seed 8): 40 of 60 read
+    right when written (wrong counts 11); 31 (wrong counts 18) with the bold strokes not
     thinned (`preprocess.BOLD`): they join neighbours and blur digits into blobs."""
     numbers = make_numbers(real_mnist.test, 60, 8, TUNING_DIGITS, frozenset({"marker"}))
     counts = failure_kinds(Recognizer(Predictor.from_checkpoint(shipped_checkpoint)), numbers)
-    assert counts["right"] >= 37, counts
+    assert counts["right"] >= 38, counts
 
 
 @pytest.mark.slow
@@ -136,13 +136,13 @@ def test_numbers_beside_a_printed_word_are_read_without_it(shipped_checkpoint, r
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("folder, at_least", [("hard_numbers", 162), ("hard_numbers_2", 84),
-                                              ("hard_numbers_3", 41), ("hard_numbers_4", 27),
-                                              ("hard_numbers_5", 84), ("hard_numbers_6", 53),
+@pytest.mark.parametrize("folder, at_least", [("hard_numbers", 161), ("hard_numbers_2", 84),
+                                              ("hard_numbers_3", 40), ("hard_numbers_4", 28),
+                                              ("hard_numbers_5", 83), ("hard_numbers_6", 55),
                                               ("hard_numbers_7", 31)])
 def test_hard_numbers_report_sets(shipped_checkpoint, folder, at_least):
     """The labelled report sets (tests/data/, made by bench/hard_numbers.py): what BENCHMARKS
-    reports, 164, 86, 43, 29, 86, 55 and 33 of 200 exactly right, held to within two."""
+    reports, 163, 86, 42, 30, 85, 57 and 33 of 200 exactly right, held to within two."""
     recognizer = Recognizer(Predictor.from_checkpoint(shipped_checkpoint))
     counts = failure_kinds(recognizer, read_report_set(REPORT_SET.parent / folder))
     assert sum(counts.values()) == 200
