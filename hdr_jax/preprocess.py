@@ -346,7 +346,7 @@ def _opening(image: np.ndarray, window: int, step: int = 2) -> np.ndarray:
     """A grey opening over a `window`-wide square, computed on `step`x`step` block minima
     and brought back by bilinear zoom: the paper's brightness is smooth, and this costs a
     quarter of the full-size opening. On 4x4 blocks, the zoom blurred a hard shadow's edge
-    into a line of ink beside it; on 2x2, the line is too faint to be a stroke."""
+    into a line of ink as strong as the writing; on 2x2, under half as strong."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
     h, w = image.shape

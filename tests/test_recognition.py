@@ -98,8 +98,8 @@ def test_numbers_photographed_from_afar_are_read(shipped_checkpoint, real_mnist)
 def test_numbers_in_pencil_are_read(shipped_checkpoint, real_mnist):
     """Tuning numbers in grainy pencil (`pencil` alone, seed 7): 14 of 40 read right when
     written, 6 refused; 11 with the strokes not smoothed (`preprocess.GRAINY`), and 10 (19
-    refused) before the noise floor and the hole count's closing (both with the paper's
-    brightness then taken on block minima)."""
+    refused) before the noise floor and the hole count's closing (that last with the paper's
+    brightness taken on 4x4 block minima)."""
     numbers = make_numbers(real_mnist.test, 40, 7, TUNING_DIGITS, frozenset({"pencil"}))
     counts = failure_kinds(Recognizer(Predictor.from_checkpoint(shipped_checkpoint)), numbers)
     assert counts["right"] >= 13 and counts["refused"] <= 7, counts

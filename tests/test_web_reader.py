@@ -214,7 +214,8 @@ def test_the_page_takes_out_an_underline_and_follows_a_tilted_line_as_the_server
     """Underlined numbers and steeply tilted ones (tuning digits): the page and the server
     read each the same, and mostly right (10 of these 16, 6 of the 8 underlined; 12 with the
     paper's brightness taken on 4x4 blocks, and 5 before the underline was taken out, none
-    of those underlined; on 200 tuning numbers each, the blocks' size moved neither)."""
+    of those underlined; on 200 tuning numbers each, the blocks' size moved neither by more
+    than one)."""
     from bench.hard_numbers import TUNING_DIGITS, make_numbers
 
     numbers = [number for effect in ("underline", "tilt") for number in
