@@ -163,18 +163,16 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
     # A baseline that rises and falls along the line (writing without a ruler).
     wave = ((rng.uniform(0.05, 0.2) * height, rng.uniform(0.5, 1.5), rng.uniform(0, 2 * np.pi))
             if "sizes" in unseen else (0.0, 0.0, 0.0))
-    placed: list[np.ndarray] = []
-    for piece, gap in zip(pieces, gaps, strict=True):
+    for k, (piece, gap) in enumerate(zip(pieces, gaps, strict=True)):
         top = int(height * 0.2 + rng.integers(-height // 12, height // 12 + 1))
         if "sizes" in unseen:  # Bottoms on the wavy baseline, whatever each digit's size.
             top += height // 2 + height - piece.shape[0] + int(
                 wave[0] * np.sin(wave[1] * 2 * np.pi * x / width + wave[2]))
         region = line[top:top + piece.shape[0], x:x + piece.shape[1]]
         np.maximum(region, piece[:region.shape[0], :region.shape[1]], out=region)
-        if (k := len(placed)) in marks:  # On the baseline, half-way to the next digit.
+        if k in marks:  # On the baseline, half-way to the next digit.
             _mark(line, marks[k], (top + 0.85 * piece.shape[0],
                                    x + piece.shape[1] + gap / 2), height, rng)
-        placed.append(piece)
         x += piece.shape[1] + gap
     line = line[:, :x + height // 2]
     if "underline" in unseen:

@@ -828,7 +828,7 @@ def _without_printed_words(pieces: list[list[float]]) -> list[list[float]]:
     printed = [k in (0, len(words) - 1) and height < SMALLER_WORD * max(heights)
                and _set_as_print(word, height)
                for k, (word, height) in enumerate(zip(words, heights, strict=True))]
-    return [g for word, label in zip(words, printed, strict=True) if not label for g in word]
+    return [g for word, dropped in zip(words, printed, strict=True) if not dropped for g in word]
 
 
 def _set_as_print(word: list[list[float]], height: float) -> bool:
