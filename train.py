@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
                        choices=["mesh", "pmap"] if name == "strategy" else None)
     p.add_argument("--dropout", type=float, default=None, help="model dropout rate")
     p.add_argument("--width", type=float, default=None, help="multiply the model's widths")
+    p.add_argument("--num-classes", type=int, choices=[10, 11], default=None,
+                   help="11: \"not one digit\" (the --line-spans that hold two digits) is a "
+                        "class of its own; 10 (default): it is learnt as doubt")
     p.add_argument("--compute-dtype", choices=["float32", "bfloat16"], default=None,
                    help="the layers' arithmetic (bfloat16: an accelerator option; parameters "
                         "stay float32, export serves float32)")
@@ -85,6 +88,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         model = dataclasses.replace(model, dropout_rate=args.dropout)
     if args.compute_dtype is not None:
         model = dataclasses.replace(model, compute_dtype=args.compute_dtype)
+    if args.num_classes is not None:
+        model = dataclasses.replace(model, num_classes=args.num_classes)
     if args.width is not None:
         model = dataclasses.replace(
             model, conv_features=tuple(round(c * args.width) for c in model.conv_features),

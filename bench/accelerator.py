@@ -39,9 +39,11 @@ import platform
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +62,27 @@ FAST_CANDIDATES = {"fast, learning rate 6e-3": ["--learning-rate", "6e-3"],
                    # bfloat16 ran an epoch 1.4x faster than float32 on an H200 (BENCHMARKS.md).
                    "fast, bfloat16, 24 epochs": ["--compute-dtype", "bfloat16", "--epochs", "24"]}
 TRAINING_SECONDS_BUDGET = 3.0
+# Candidate models for the number reader (issue 11): the shipped recipe on all 60,000 images,
+# and with line spans (`hdr_jax/spans.py`) whose pairs are "not one digit", as an 11th class
+# or as doubt. name -> (train.py flags, export flags); each is read afterwards, on a CPU, by
+# `HDR_CHECKPOINT=... bench/hard_numbers.py` (the tuning generator) and `bench/serving.py`.
+SHIPPED = ["--preset", "default", "--validation-size", "0"]
+SPANS_EXPORT = ("--batch-stats", "precise-digits")  # BENCHMARKS.md, session 8.
+
+
+def _candidate(seed: int, spans: int = 0, classes: int = 10, *extra: str) -> list[str]:
+    flags = [*SHIPPED, "--seed", str(seed), *extra]
+    flags += ["--line-spans", str(spans)] * bool(spans)
+    return flags + ["--num-classes", "11"] * (classes == 11)
+
+
+CANDIDATE_MODELS = {
+    "shipped-s0": (_candidate(0), ()),
+    **{f"class11-spans{n // 1000}k-s{seed}": (_candidate(seed, n, 11), SPANS_EXPORT)
+       for n, seed in ((12000, 0), (12000, 1), (12000, 2), (12000, 3), (4000, 0), (24000, 0))},
+    **{f"doubt-spans12k-s{seed}": (_candidate(seed, 12000), SPANS_EXPORT) for seed in range(3)},
+    "class11-spans12k-e30-s0": (_candidate(0, 12000, 11, "--epochs", "30"), SPANS_EXPORT),
+}
 FAST_PRESET_RUNS = ("fast preset, cold compilation cache", "fast preset, warm compilation cache")
 PRESET_STAYS = "the preset as it is (no candidate beats it by more than the standard error)"
 
@@ -106,10 +129,12 @@ def requirements_met() -> dict:
 
 
 def train_run(label: str, data_dir: str, cache: str, flags: list[str],
-              export: bool = False) -> dict:
+              export: bool = False, export_flags: tuple[str, ...] = (),
+              keep: Path | None = None) -> dict:
     """`train.py` in a fresh process, read back from its metrics.jsonl: seconds of training
     (compilation excluded) and seconds since the first step (everything included) up to the
-    first epoch reaching 99.0% and 99.5% test accuracy; with `export`, the exported model's."""
+    first epoch reaching 99.0% and 99.5% test accuracy; with `export`, the exported model's
+    (exported with `export_flags`, and packed as `keep`, a .tar.gz, when given)."""
     with tempfile.TemporaryDirectory() as workdir:
         common = ["--data-dir", data_dir, "--compilation-cache", cache]
         start = time.perf_counter()
@@ -121,8 +146,11 @@ def train_run(label: str, data_dir: str, cache: str, flags: list[str],
         exported = None
         if export:
             out = _run_train(["export", *common, "--workdir", workdir, "--out",
-                              str(Path(workdir) / "exported")])
+                              str(Path(workdir) / "exported"), *export_flags])
             exported = json.loads(out.strip().splitlines()[-1])["accuracy"]
+            if keep is not None:
+                with tarfile.open(keep, "w:gz") as tar:
+                    tar.add(Path(workdir) / "exported", arcname=keep.name.split(".")[0])
     last = records[-1]
     run = {"label": label, "flags": flags, "process_seconds": round(process, 1),
            "compile_seconds": round(sum(r["compile_seconds"] for r in records), 2),
@@ -302,10 +330,29 @@ def measure(args: argparse.Namespace, data_dir: str, scratch: Path, phases: Phas
                 run(label, [*fast, *flags])
         # The preset as it stands (its runs above) and its variations; never test accuracy.
         phases.facts["fast_choice"] = choose_fast(phases.facts["runs"], FAST_PRESET_RUNS)
+    if args.models:
+        train_models(args, data_dir, cache, phases)
     if args.pytest and phases.time_for("pytest", 60):
         phases("pytest", lambda: run_pytest(phases.left() - 10))
     if args.full:
         full_extras(args.smoke, phases, run)
+
+
+def train_models(args: argparse.Namespace, data_dir: str, cache: str, phases: Phases) -> None:
+    """`--models`, `--parallel` at a time (the GPU is far from full with one; their timings
+    are then not the recipe's own), each exported and packed into `--keep-exports`."""
+    keep = Path(args.keep_exports or tempfile.mkdtemp())
+    keep.mkdir(parents=True, exist_ok=True)
+    extra = SMOKE_FLAGS if args.smoke else []
+
+    def one(name: str) -> dict | None:
+        flags, export_flags = CANDIDATE_MODELS[name]
+        return phases(name, lambda: train_run(name, data_dir, cache, [*flags, *extra], True,
+                                              export_flags, keep / f"{name}.tar.gz"))
+
+    with ThreadPoolExecutor(args.parallel) as pool:
+        phases.facts["models"] = [run for run in pool.map(one, args.models) if run]
+    phases.facts["models_parallel"] = args.parallel
 
 
 def default_flags(seed: int) -> list[str]:
@@ -354,6 +401,10 @@ def main() -> None:
                    help="also bfloat16, --deterministic, step rates by batch, scaling")
     p.add_argument("--trace", help="trace 2 epochs of the loop with jax.profiler into this "
                                    "folder (loop_trace.json.gz) and report the device's busy time")
+    p.add_argument("--models", nargs="+", choices=list(CANDIDATE_MODELS), default=[],
+                   help="also train these candidate models and export each")
+    p.add_argument("--parallel", type=int, default=1, help="--models trained at a time")
+    p.add_argument("--keep-exports", help="pack each --models export here as NAME.tar.gz")
     p.add_argument("--deadline", type=float, default=3600,
                    help="seconds from the start for the whole run: phases after the core run "
                         "only while enough is left (a lent GPU session is short)")
@@ -361,6 +412,8 @@ def main() -> None:
     # JAX takes 75% of a GPU's memory up front; this process and each `train.py` it starts
     # (one at a time) take 35%, so both fit.
     os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.35")
+    if args.parallel > 1:  # Several `train.py` at once: each takes the memory it uses.
+        os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     if not (args.smoke or args.data_dir):
         raise SystemExit("error: --data-dir (or $HDR_DATA_DIR) is required; --smoke runs on "
                          "random images")
@@ -404,7 +457,7 @@ def markdown(facts: dict) -> str:
     lines += ["Installed versions inside pyproject's ranges: "
               + (f"all {len(reqs)}" if not outside else "NO: " + ", ".join(outside)), "",
               "| what | figure |", "| --- | --- |"]
-    lines += _loop_rows(facts) + _run_rows(facts) + _other_rows(facts)
+    lines += _loop_rows(facts) + _run_rows(facts) + _model_rows(facts) + _other_rows(facts)
     for name, error in facts.get("errors", {}).items():
         lines.append(f"| {name}: FAILED | `{error.splitlines()[-1][:200]}` |")
     for name, left in facts.get("skipped", {}).items():
@@ -448,6 +501,14 @@ def _loop_rows(facts: dict) -> list[str]:
                     f"(450 GB/s, `bench/scaling.py`) | {one:,.0f} -> "
                     f"{row['images_per_s']:,.0f} images/s ({row['efficiency']:.0%}) |")
     return rows
+
+
+def _model_rows(facts: dict) -> list[str]:
+    at_once = facts.get("models_parallel", 1)
+    return [f"| candidate model `{run['label']}` (`train.py {' '.join(run['flags'])}`, "
+            f"exported; {at_once} trained at a time) | exported test "
+            f"**{run['exported_test_accuracy']:.2%}**; process {run['process_seconds']} s |"
+            for run in facts.get("models", [])]
 
 
 def _run_rows(facts: dict) -> list[str]:

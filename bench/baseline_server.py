@@ -25,6 +25,7 @@ def naive_preprocess(raw: bytes) -> np.ndarray:
 def build_app() -> Flask:
     # Imported here: `bench/serving.py --library` imports this module for naive_preprocess
     # and must choose which hdr_jax the rest of it reads with.
+    from hdr_jax.data import NUM_CLASSES
     from hdr_jax.inference import Predictor
     from hdr_jax.lifecycle import checkpoint_path
 
@@ -40,7 +41,7 @@ def build_app() -> Flask:
             image = naive_preprocess(request.get_data())
         except Exception:
             return {"error": "bad image"}, 400
-        p = predictor.predict(image[None])[0]
+        p = predictor.predict(image[None])[0, :NUM_CLASSES]  # The digits alone.
         return json.dumps({"digit": int(p.argmax()), "confidence": float(p.max())})
 
     return app

@@ -40,18 +40,19 @@ MAX_CORRECT_FLAGGED = 0.01  # The threshold may flag at most this share of right
 
 def scores(recognizer: Recognizer, split: data.Split, indices: np.ndarray, seed: int,
            per_style: int) -> tuple[np.ndarray, np.ndarray]:
-    """(log-probabilities at temperature 1, labels) of realistic uploads of those digits."""
+    """(log-probabilities at temperature 1, labels) of realistic uploads of those digits: of
+    every class the model has (a reading's own `probabilities` are the 10 digits')."""
     rng = np.random.default_rng(seed)
-    logp, labels = [], []
+    images, labels = [], []
     for style in STYLES:
         idx = rng.choice(indices, per_style, replace=False)
         uploads = [digit_upload(split.images[i], style, rng) for i in idx]
         for reading, label in zip(recognizer.read(uploads), split.labels[idx], strict=True):
-            if hasattr(reading, "probabilities"):
-                p = np.maximum(np.asarray(reading.probabilities, np.float64), 1e-30)
-                logp.append(np.log(p) * recognizer.predictor.temperature)
+            if hasattr(reading, "image"):
+                images.append(reading.image)
                 labels.append(label)
-    return np.array(logp), np.array(labels)
+    p = np.maximum(recognizer.predictor.predict(np.stack(images)).astype(np.float64), 1e-30)
+    return np.log(p) * recognizer.predictor.temperature, np.array(labels)
 
 
 def nll(logp: np.ndarray, labels: np.ndarray, temperature: float) -> float:

@@ -55,7 +55,8 @@ def accuracy(mnist: data.Mnist, n_per_style: int, n_numbers: int) -> None:
         uploads = [digit_upload(mnist.test.images[i], style, rng) for i in idx]
         labels = mnist.test.labels[idx]
         ours = np.array([getattr(r, "digit", -1) for r in recognizer.read(uploads)])
-        base = predictor.predict(np.stack([naive_preprocess(u) for u in uploads])).argmax(-1)
+        base = predictor.predict(np.stack([naive_preprocess(u) for u in uploads])
+                                 )[:, :data.NUM_CLASSES].argmax(-1)  # The most likely digit.
         all_ours += list(ours == labels)
         all_base += list(base == labels)
         print(f"  {style:<12}{np.mean(ours == labels):8.2%}{np.mean(base == labels):10.2%}")

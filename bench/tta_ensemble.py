@@ -66,8 +66,8 @@ def main() -> None:
     width = max(len(name) for name, _ in rows) + 2
     print(f"\n  {'model':<{width}}{'val':>8}{'test':>8}{'test errors':>13}")
     for name, p in rows:
-        val_acc = np.mean(p["val"].argmax(-1) == val.labels)
-        test_hits = p["test"].argmax(-1) == mnist.test.labels
+        val_acc = np.mean(p["val"][:, :data.NUM_CLASSES].argmax(-1) == val.labels)
+        test_hits = p["test"][:, :data.NUM_CLASSES].argmax(-1) == mnist.test.labels
         print(f"  {name:<{width}}{val_acc:8.2%}{test_hits.mean():8.2%}"
               f"{int((~test_hits).sum()):>13}")
 

@@ -76,7 +76,8 @@ def to_onnx(variables: dict, info: dict):
     graph = helper.make_graph(
         nodes, "hdr-jax", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
                                                          ["batch", 28, 28, 1])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT,
+                                       ["batch", int(info["model"]["num_classes"])])],
         initializer=weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="hdr-jax")

@@ -19,6 +19,8 @@ class ModelConfig:
     dense_features: int = 256
     dropout_rate: float = 0.4
     norm: Literal["batch", "lrn"] = "batch"
+    # 10 digits; 11 adds "not one digit" (two digits touching, from `--line-spans`) as a
+    # class of its own, where 10 learns it as doubt (a uniform target): `steps.class_targets`.
     num_classes: int = 10
     # Arithmetic of the layers; parameters, optimiser state and the loss stay float32.
     # "bfloat16" is an accelerator option (BENCHMARKS.md); export serves in float32.
@@ -99,6 +101,7 @@ class TrainConfig:
             ("log-every-steps", self.log_every_steps >= 1, "at least 1"),
             ("steps-per-dispatch", self.steps_per_dispatch >= 0, "0 (auto) or more"),
             ("dropout", 0 <= self.model.dropout_rate < 1, "in [0, 1)"),
+            ("num-classes", self.model.num_classes in (10, 11), "10 or 11"),
             ("compute-dtype", self.model.compute_dtype in ("float32", "bfloat16"),
              "float32 or bfloat16"),
             ("width", min(self.model.conv_features) >= 1 and self.model.dense_features >= 1,

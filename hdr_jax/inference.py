@@ -124,7 +124,8 @@ class Predictor:
         return pending.result()
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """[N, 28, 28] float in [0, 1] -> [N, 10] float32 probabilities."""
+        """[N, 28, 28] float in [0, 1] -> [N, classes] float32 probabilities (10 digits, and
+        "not one digit" where the model has that 11th class)."""
         images = np.asarray(images, np.float32).reshape(-1, 28, 28)
         out = []
         largest = self.buckets[-1]
@@ -135,4 +136,5 @@ class Predictor:
             padded[:len(chunk)] = chunk
             probabilities = self._executable(size)(self._state, jnp.asarray(padded))
             out.append(np.asarray(probabilities)[:len(chunk)])
-        return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+        return (np.concatenate(out) if out else
+                np.zeros((0, self.model.config.num_classes), np.float32))

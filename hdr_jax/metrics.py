@@ -50,9 +50,10 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray,
 
 
 def report_from_probabilities(labels: np.ndarray, probabilities: np.ndarray) -> dict:
-    """`classification_report` of the most probable classes, plus the mean cross-entropy
-    (`loss`) and the number of examples (`count`)."""
-    report = classification_report(labels, probabilities.argmax(-1))
+    """`classification_report` of the most probable digits (of the first 10 classes: a model
+    may have an 11th, "not one digit"), plus the mean cross-entropy (`loss`) and the number of
+    examples (`count`)."""
+    report = classification_report(labels, probabilities[:, :NUM_CLASSES].argmax(-1))
     picked = probabilities[np.arange(len(labels)), labels]
     report["loss"] = float(-np.mean(np.log(np.maximum(picked, 1e-12))))
     report["count"] = int(len(labels))
@@ -84,8 +85,9 @@ def write_report_dir(out: str | Path, report: dict, split, probabilities: np.nda
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plot_confusion_matrix(np.array(report["confusion_matrix"]), out / "confusion_matrix.png")
-    plot_misclassified(split.images, split.labels, probabilities.argmax(-1),
-                       probabilities.max(-1), out / "misclassified.png")
+    digits = probabilities[:, :NUM_CLASSES]
+    plot_misclassified(split.images, split.labels, digits.argmax(-1), digits.max(-1),
+                       out / "misclassified.png")
     if curves is not None:
         plot_training_curves(curves, out / "training_curves.png")
     (out / "report.json").write_text(json.dumps(report, indent=2))

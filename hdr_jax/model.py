@@ -3,7 +3,8 @@
 Five 3x3 convolutions (AlexNet's 11x11/5x5 kernels and stride 4 would erase a 28-pixel digit),
 ReLU, overlapping 3x3/stride-2 max-pooling after conv 1, 2 and 5, normalisation after each conv
 (BatchNorm by default, AlexNet's local response normalisation as an option), then two
-dropout-regularised dense layers and 10 logits.
+dropout-regularised dense layers and a logit per class: the 10 digits, and "not one digit"
+where `ModelConfig.num_classes` is 11.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from hdr_jax import preprocess
+from hdr_jax import data, preprocess
 from hdr_jax.inference import Predictor
 
 MODES = ("digit", "number")
@@ -42,7 +42,7 @@ class LineCosts:
 class DigitReading:
     digit: int
     confidence: float
-    probabilities: tuple[float, ...]
+    probabilities: tuple[float, ...]  # The 10 digits'; a model's 11th class takes the rest.
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the upload's (oriented) pixels.
     image: np.ndarray  # The 28x28 float image the model saw.
     low_confidence: bool = False  # Less sure than the checkpoint's calibrated threshold.
@@ -156,6 +156,9 @@ def _plausibility(reading: DigitReading, span: tuple[int, int], line: preprocess
 
 
 def _reading(digit: preprocess.Digit, p: np.ndarray, low_below: float) -> DigitReading:
-    return DigitReading(digit=int(p.argmax()), confidence=float(p.max()),
-                        probabilities=tuple(round(float(x), 6) for x in p), box=digit.box,
-                        image=digit.image, low_confidence=bool(p.max() < low_below))
+    # A model's 11th class, "not one digit", takes its share from every digit's confidence.
+    digits = p[:data.NUM_CLASSES]
+    best = int(digits.argmax())
+    return DigitReading(digit=best, confidence=float(digits[best]),
+                        probabilities=tuple(round(float(x), 6) for x in digits), box=digit.box,
+                        image=digit.image, low_confidence=bool(digits[best] < low_below))

@@ -6,9 +6,10 @@ isolated MNIST digits reads two touching digits as one sure digit, so the reader
 pair, and reads a digit with a sliver of its neighbour less surely than it should. Here lines
 of MNIST training digits (uneven pressure, touching and overlapping neighbours) are cut by the
 reader's own `segment_number`, and every span becomes an example: the digit it holds (a
-sliver of a neighbour allowed), or "no digit" (label `NO_DIGIT`, a uniform target:
-`steps.class_targets`) where it holds most of two. Spans that are neither (half a digit) are
-left out: half a 4 is a fair 1.
+sliver of a neighbour allowed), or "no digit" (label `NO_DIGIT`) where it holds most of two:
+the 11th class of a model that has one (`--num-classes 11`, the shipped model), else a
+uniform target (`steps.class_targets`). Spans that are neither (half a digit) are left out:
+half a 4 is a fair 1.
 """
 
 from __future__ import annotations

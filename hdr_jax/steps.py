@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from hdr_jax import augment
+from hdr_jax import augment, data
 from hdr_jax.config import TrainConfig
 from hdr_jax.model import AlexNet, create_model
 
@@ -67,10 +67,16 @@ def to_model_input(images: jax.Array) -> jax.Array:
 
 
 def class_targets(labels: jax.Array, num_classes: int) -> jax.Array:
-    """One-hot targets; the label `num_classes` means "no digit" (say, two digits touching),
-    whose target is the uniform distribution: the model learns to be unsure of it."""
+    """One-hot targets. The label 10 means "not one digit" (say, two digits touching): a
+    model with 11 classes learns it as its 11th; one with 10 as the uniform distribution,
+    unsure of every digit."""
     one_hot = jax.nn.one_hot(labels, num_classes)  # All zeros for label == num_classes.
     return jnp.where((labels == num_classes)[:, None], 1.0 / num_classes, one_hot)
+
+
+def digit_of(logits: jax.Array) -> jax.Array:
+    """The most likely digit, whether or not the model has an 11th, "not one digit" class."""
+    return jnp.argmax(logits[..., :data.NUM_CLASSES], -1)
 
 
 def all_finite(tree) -> jax.Array:
@@ -120,7 +126,7 @@ def eval_step(graphdef: nnx.GraphDef, params: nnx.State, batch_stats: nnx.State,
     logits, _ = apply_model(graphdef, params, batch_stats, to_model_input(images))
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     sums = {
-        "correct": jnp.sum((jnp.argmax(logits, -1) == labels) & mask),
+        "correct": jnp.sum((digit_of(logits) == labels) & mask),
         "loss": jnp.sum(jnp.where(mask, losses, 0.0)),
         "count": jnp.sum(mask),
     }

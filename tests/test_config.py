@@ -60,6 +60,14 @@ def test_cli_refuses_bad_flags_in_one_line_before_writing_anything(tmp_path, arg
     assert not workdir.exists()
 
 
+def test_a_model_has_ten_classes_or_eleven_with_not_one_digit():
+    for classes in (10, 11):
+        TrainConfig(model=ModelConfig(num_classes=classes)).validate()
+    for classes in (2, 12):
+        with pytest.raises(ConfigError, match="^--num-classes must be 10 or 11"):
+            TrainConfig(model=ModelConfig(num_classes=classes)).validate()
+
+
 def test_negative_stroke_gaps_name_their_flag():
     config = TrainConfig(augment=AugmentConfig(stroke_gaps=-1))
     with pytest.raises(ConfigError, match="^--stroke-gaps must be 0 or more"):

@@ -15,11 +15,13 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
 def test_precompiled_buckets_match_the_model_applied_directly(shipped_checkpoint):
     predictor = Predictor.from_checkpoint(shipped_checkpoint, buckets=(1, 8), precompile=(1,))
     images = _images(11)
-    expected = np.asarray(jax.nn.softmax(predictor.model(images[..., None]), axis=-1))
+    expected = np.asarray(jax.nn.softmax(predictor.model(images[..., None])
+                                         / predictor.temperature, axis=-1))
     # 11 images: one full bucket of 8, then 3 padded up to 8; single images use bucket 1.
     np.testing.assert_allclose(predictor.predict(images), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(predictor.predict(images[:1]), expected[:1], rtol=1e-5, atol=1e-6)
-    assert predictor.predict(np.zeros((0, 28, 28))).shape == (0, 10)
+    classes = predictor.model.config.num_classes  # 10 digits, and "not one digit".
+    assert classes == 11 and predictor.predict(np.zeros((0, 28, 28))).shape == (0, classes)
 
 
 def test_each_bucket_compiles_once_even_when_asked_from_many_threads(shipped_checkpoint):
@@ -48,9 +50,10 @@ def test_a_calibration_temperature_divides_the_logits(shipped_checkpoint):
     cooled = Predictor(predictor.model, {**predictor.info, "calibration": {"temperature": 2.0}},
                        buckets=(8,))
     images = _images(8)
-    # log softmax(z) = z - logsumexp(z), so softmax(log p / 2) = softmax(z / 2): the reference
-    # goes through the same compiled model as the cooled answer.
-    log_p = np.log(predictor.predict(images).astype(np.float64))
+    # At the checkpoint's own temperature T, log p = z / T - logsumexp(z / T), so
+    # softmax(log p * T / 2) = softmax(z / 2): the reference goes through the same compiled
+    # model as the cooled answer.
+    log_p = np.log(predictor.predict(images).astype(np.float64)) * predictor.temperature
     np.testing.assert_allclose(cooled.predict(images), jax.nn.softmax(log_p / 2.0, axis=-1),
                                rtol=1e-5, atol=1e-6)
     assert cooled.predict(images).argmax(-1).tolist() == predictor.predict(images).argmax(

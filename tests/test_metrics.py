@@ -44,6 +44,16 @@ def test_report_from_probabilities_adds_the_loss_and_count():
     assert report["loss"] == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.4])))
 
 
+def test_an_eleventh_not_one_digit_class_is_never_the_reported_digit():
+    probabilities = np.zeros((2, 11))
+    probabilities[0, [3, 10]] = [0.3, 0.7]  # Most likely "not one digit"; of the digits, 3.
+    probabilities[1, [4, 10]] = [0.9, 0.1]
+    report = metrics.report_from_probabilities(np.array([3, 5]), probabilities)
+    assert report["accuracy"] == 0.5
+    assert report["confusion_matrix"][3][3] == 1 and report["confusion_matrix"][5][4] == 1
+    assert report["loss"] == pytest.approx(-np.mean(np.log([0.3, 1e-12])))
+
+
 def test_report_text_and_files(tmp_path):
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 50)

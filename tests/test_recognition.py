@@ -40,6 +40,26 @@ def test_a_wide_piece_is_cut_where_the_model_reads_best():
     assert [r.digit for r in readings] == [8]
 
 
+def test_an_eleventh_not_one_digit_class_keeps_a_pair_from_being_read_as_one_digit():
+    # The whole piece (0, 2) reads most likely as "not one digit" (class 10), of the digits
+    # as a 7, surer than its halves: the doubt the 11th class takes from it splits the piece.
+    line = preprocess.NumberLine(3, (0, 2), {(0, 1): _digit(), (0, 2): _digit((0, 0, 20, 20)),
+                                             (1, 2): _digit((10, 0, 20, 20))}, 20.0)
+    probs = np.zeros((3, 11), np.float32)
+    probs[0, [4, 10]] = [0.9, 0.1]
+    probs[1, [7, 10]] = [0.3, 0.7]
+    probs[2, [2, 10]] = [0.95, 0.05]
+    readings = read_line(line, iter(probs), 0.9, LineCosts(split=0.0, join=0.0, short=0.0))
+    assert [(r.digit, r.confidence) for r in readings] == [(4, pytest.approx(0.9)),
+                                                           (2, pytest.approx(0.95))]
+    assert len(readings[0].probabilities) == 10 and readings[0].low_confidence is False
+    # The same pair with the doubt taken out: one sure 7.
+    probs[1] = 0
+    probs[1, 7] = 1.0
+    assert [r.digit for r in read_line(line, iter(probs), 0.9,
+                                       LineCosts(split=0.0, join=0.0, short=0.0))] == [7]
+
+
 def test_joining_pieces_and_short_digits_cost_what_line_costs_say():
     # Two pieces of ink (cut 1 separates them) that read as one sure 4 when joined.
     line = preprocess.NumberLine(3, (0, 1, 2), {(0, 1): _digit((0, 0, 5, 20)),

@@ -35,9 +35,10 @@ def _form(*files, **fields):
 
 def _check_digit_answer(body: dict):
     assert set(body) >= {"digit", "confidence", "probabilities", "low_confidence"}
-    assert body["low_confidence"] is (body["confidence"] < 0.8845)  # The shipped threshold.
+    assert body["low_confidence"] is (body["confidence"] < 0.8834)  # The shipped threshold.
     assert len(body["probabilities"]) == 10
-    assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+    # The digits' share: the shipped model's 11th class, "not one digit", takes the rest.
+    assert body["confidence"] <= sum(body["probabilities"]) <= 1.0 + 1e-4
     assert body["confidence"] == pytest.approx(max(body["probabilities"]), abs=1e-6)
     assert body["digit"] == int(np.argmax(body["probabilities"]))
 
@@ -239,7 +240,7 @@ def test_readings_below_the_checkpoints_threshold_are_flagged_low_confidence(
     from hdr_jax.recognition import Recognizer
 
     predictor = Predictor.from_checkpoint(shipped_checkpoint)
-    assert predictor.info["calibration"]["low_confidence_below"] == 0.8845
+    assert predictor.info["calibration"]["low_confidence_below"] == 0.8834
     raws = [_png(img) for img in real_mnist.test.images[:20]]
     readings = Recognizer(predictor).read(raws)
     confidences = [r.confidence for r in readings]
@@ -306,8 +307,8 @@ def test_mnist_test_set_over_http_equals_offline_evaluation(client, real_mnist,
                                                               shipped_checkpoint):
     from hdr_jax.inference import Predictor
 
-    offline = Predictor.from_checkpoint(shipped_checkpoint).predict(
-        real_mnist.test.images.astype(np.float32) / 255.0).argmax(-1)
+    offline = Predictor.from_checkpoint(shipped_checkpoint).predict(  # Of the 10 digits.
+        real_mnist.test.images.astype(np.float32) / 255.0)[:, :10].argmax(-1)
     served = []
     for start in range(0, 10000, 128):
         batch = [_png(img) for img in real_mnist.test.images[start:start + 128]]

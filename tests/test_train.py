@@ -217,3 +217,19 @@ def test_the_label_past_the_last_class_means_no_digit_with_a_uniform_target():
     targets = np.asarray(class_targets(jnp.array([2, 10]), 10))
     np.testing.assert_array_equal(targets[0], np.eye(10)[2])
     np.testing.assert_allclose(targets[1], np.full(10, 0.1))
+
+
+def test_an_eleven_class_model_learns_no_digit_as_its_eleventh_class():
+    from hdr_jax.steps import class_targets
+
+    targets = np.asarray(class_targets(jnp.array([2, 10]), 11))
+    np.testing.assert_array_equal(targets, np.eye(11)[[2, 10]])
+
+
+def test_the_digit_of_an_eleven_class_model_is_never_its_eleventh_class():
+    from hdr_jax.steps import digit_of
+
+    logits = jnp.array([[0.0, 3.0, 1.0, 0, 0, 0, 0, 0, 0, 0, 9.0],
+                        [5.0, 0.0, 1.0, 0, 0, 0, 0, 0, 0, 0, -1.0]])
+    np.testing.assert_array_equal(digit_of(logits), [1, 0])
+    np.testing.assert_array_equal(digit_of(logits[:, :10]), [1, 0])

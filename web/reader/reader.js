@@ -28,13 +28,15 @@ export class DeviceReader {
     return new DeviceReader(ort, session, facts);
   }
 
-  /** Probabilities for 28x28 images (one model call). */
+  /** The 10 digits' probabilities for 28x28 images (one model call). A model with an 11th
+   * class, "not one digit", gives it a share that no digit gets (recognition._reading). */
   async predict(images) {
     const batch = new Float32Array(images.length * 784);
     images.forEach((img, i) => batch.set(img.data, i * 784));
     const input = new this.ort.Tensor("float32", batch, [images.length, 28, 28, 1]);
     const { probabilities } = await this.session.run({ images: input });
-    return images.map((_, i) => Array.from(probabilities.data.subarray(i * 10, (i + 1) * 10)));
+    const classes = probabilities.dims[1];
+    return images.map((_, i) => Array.from(probabilities.data.subarray(i * classes, i * classes + 10)));
   }
 
   /** One upload (a Blob) -> the API's answer for it: a digit, a number, or {error}. */
