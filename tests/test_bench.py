@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT, cli_env
@@ -239,6 +240,27 @@ def test_accelerator_script_with_skip_core_runs_only_what_its_flags_ask_for(tmp_
     for absent in ("loop / bare step", "fast preset, cold", "seed 0", "PyTorch",
                    "the core phases"):
         assert absent not in section, absent
+
+
+def test_candidate_models_are_trained_side_by_side_exported_and_packed(tmp_path):
+    import tarfile
+
+    from hdr_jax.inference import Predictor
+
+    target, keep = tmp_path / "BENCHMARKS.md", tmp_path / "exports"
+    _run("bench/accelerator.py", "--smoke", "--skip-core", "--models", "shipped-s0",
+         "class11-spans4k-s0", "--parallel", "2", "--keep-exports", str(keep),
+         "--append", str(target))
+    section = target.read_text()
+    for name in ("shipped-s0", "class11-spans4k-s0"):
+        assert f"candidate model `{name}`" in section, name
+        with tarfile.open(keep / f"{name}.tar.gz") as tar:
+            tar.extractall(tmp_path, filter="data")
+    assert "--line-spans 4000 --num-classes 11" in section and "2 trained at a time" in section
+    for name, classes in (("shipped-s0", 10), ("class11-spans4k-s0", 11)):
+        predictor = Predictor.from_checkpoint(tmp_path / name)
+        assert predictor.predict(np.zeros((1, 28, 28))).shape == (1, classes), name
+        assert (tmp_path / name / "model.onnx").stat().st_size > 0
 
 
 def test_fast_preset_stays_unless_a_candidate_beats_it_by_more_than_the_standard_error():
