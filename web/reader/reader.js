@@ -5,7 +5,7 @@
 import * as pre from "./preprocess.js";
 
 // recognition.LineCosts' defaults.
-const LINE_COSTS = { split: 0.0, join: 3.0, shortFrom: 0.75, short: 5.0 };
+const LINE_COSTS = { split: 0.5, join: 3.0, shortFrom: 0.9, short: 5.0 };
 const BASE = new URL("../", import.meta.url);
 
 export class DeviceReader {
