@@ -14,7 +14,9 @@ scaled down by a messenger app), each of the twenty drawn with probability 1/4; 
 `UNSEEN_6` (a red pen, a crumpled sheet, a printed word before the number, a photo stored
 turned with the EXIF tag that turns it back), each of the 24 with probability 1/4; the
 seventh `UNSEEN_7` (a separator between groups of digits, a hard-edged shadow, the lines above
-or below cut off by the photo's edge, a fine pen), each of the 28 with probability 1/4.
+or below cut off by the photo's edge, a fine pen), each of the 28 with probability 1/4; the
+eighth `UNSEEN_8` (digits written far apart, dot-grid paper, a coffee cup's ring, a thumb over
+the photo's edge), each of the 32 with probability 1/4.
 
 `framed_upload` puts one digit inside another picture: a notebook's plot of the 28x28 array
 (any colormap, axes, ticks, margins), a screen photographed, a printed box or form cell, ruled
@@ -117,8 +119,15 @@ UNSEEN_6 = ("red pen", "crumpled", "label", "turned")
 # hard-edged shadow cast across the sheet (the phone's), the writing of the lines above or
 # below cut off by the photo's edge, and a fine pen (thin strokes, written large).
 UNSEEN_7 = ("separator", "cast shadow", "line above", "fine pen")
+# Written down in session 16 before the eighth report set was made or read (after the model
+# with a "not one digit" class was shipped and the line costs swept for it): digits written
+# far apart (a postcode's or a form's, 0.4-1 digit heights between them), dot-grid paper (a
+# bullet journal's), a coffee cup's brown ring on the sheet near or across the number, and a
+# thumb holding the sheet, over the photo's edge beside the number.
+UNSEEN_8 = ("spaced", "dot grid", "coffee stain", "thumb")
 # The order a per-number draw takes (new lists go at the end: earlier sets draw the same).
-EVERY_EFFECT = UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5 + UNSEEN_6 + UNSEEN_7
+EVERY_EFFECT = (UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5 + UNSEEN_6 + UNSEEN_7
+                + UNSEEN_8)
 # Printed words a form puts before a number.
 LABELS = ("Total", "No.", "Amount", "Ref.", "Tel.", "Code", "Qty", "Date", "Invoice")
 
@@ -153,6 +162,8 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
     touching = rng.random() < TOUCHING
     gaps = [int(height * (rng.uniform(-0.12, 0.02) if touching and rng.random() < 0.5
                           else rng.uniform(0.04, 0.3))) for _ in pieces]
+    if "spaced" in unseen:  # Written far apart, as a postcode or a form's cells ask.
+        gaps = [int(height * rng.uniform(0.4, 1.0)) for _ in pieces]
     marks = _separators(len(pieces), rng) if "separator" in unseen else {}
     for k in marks:  # Room for the mark.
         gaps[k] = max(gaps[k], 0) + int(height * rng.uniform(0.2, 0.35))
@@ -301,6 +312,60 @@ def _ruled(paper: np.ndarray, baseline: int, spacing: int, rng: np.random.Genera
     return paper * (1 - rule[..., None] * (1 - colour))
 
 
+def _dot_grid(paper: np.ndarray, spacing: int, rng: np.random.Generator) -> np.ndarray:
+    """Dot-grid paper: small grey dots in a square grid, a quarter to half a line apart, over
+    the whole sheet."""
+    h, w, _ = paper.shape
+    step = max(6, int(spacing * rng.uniform(0.25, 0.5)))
+    dots = np.zeros((h, w), np.float32)
+    dots[int(rng.integers(0, step))::step, int(rng.integers(0, step))::step] = 1.0
+    dots = np.clip(ndimage.gaussian_filter(dots, rng.uniform(0.6, 1.2)) * rng.uniform(3, 6), 0, 1)
+    return paper * (1 - rng.uniform(0.3, 0.6) * dots)[..., None]
+
+
+def _coffee_ring(shape: tuple[int, int], number: tuple[int, int, int, int],
+                 rng: np.random.Generator) -> np.ndarray:
+    """A coffee cup's ring (multiplies the picture, [h, w, 3]): brown, darkest at its rim, 1.2-3
+    line heights across, centred within a line height of the number's middle row and anywhere
+    along it, so that it often crosses the writing."""
+    top, left, h, w = number
+    gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    cy, cx = top + h / 2 + rng.uniform(-1, 1) * h, left + rng.uniform(0, 1) * w
+    radius = rng.uniform(0.6, 1.5) * h
+    dist = np.hypot(gy - cy, gx - cx)
+    rim = np.exp(-((dist - radius) / (rng.uniform(0.02, 0.06) * radius)) ** 2)
+    with np.errstate(over="ignore"):  # (Far outside exp overflows: no stain there.)
+        inside = 1 / (1 + np.exp((dist - radius) / 2))
+    stain = rng.uniform(0.2, 0.45) * rim + rng.uniform(0.03, 0.12) * inside
+    return 1 - stain[..., None] * np.array([0.3, 0.5, 0.75], np.float32)  # Brown: blue goes.
+
+
+def _thumb(rgb: np.ndarray, number: tuple[int, int, int, int], rng: np.random.Generator
+           ) -> np.ndarray:
+    """`rgb` with a thumb over the photo's edge that is farthest from the number: a shaded,
+    out-of-focus, skin-coloured ellipse reaching at most 90% of the way to the number."""
+    H, W, _ = rgb.shape
+    top, left, h, w = number
+    room = {"top": top, "bottom": H - top - h, "left": left, "right": W - left - w}
+    edge = max(room, key=room.get)
+    if room[edge] < 20:
+        return rgb
+    depth = rng.uniform(0.4, 0.9) * room[edge]
+    across = depth * rng.uniform(1.0, 1.8)  # The thumb's half-width along the edge.
+    gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
+    if edge in ("top", "bottom"):
+        along, into = gx - rng.uniform(0, W), gy if edge == "top" else H - 1 - gy
+    else:
+        along, into = gy - rng.uniform(0, H), gx if edge == "left" else W - 1 - gx
+    q = np.sqrt((along / across) ** 2 + (into / depth) ** 2)  # < 1 inside the ellipse.
+    with np.errstate(over="ignore"):
+        mask = ndimage.gaussian_filter(1 / (1 + np.exp((q - 1) * 25)), rng.uniform(2, 6))
+    skin = np.array([rng.uniform(0.75, 0.95), rng.uniform(0.5, 0.7), rng.uniform(0.4, 0.6)],
+                    np.float32)
+    shade = np.clip(1.1 - 0.5 * q, 0.4, 1.0) * rng.uniform(0.6, 1.0)  # Rounded: darker edges.
+    return rgb * (1 - mask[..., None]) + (shade[..., None] * skin) * mask[..., None]
+
+
 def _paper(shape: tuple[int, int], rng: np.random.Generator, unseen: frozenset[str]
            ) -> np.ndarray:
     """A photographed sheet: float RGB [h, w, 3] with light, tint, a shadow and grain."""
@@ -364,6 +429,8 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
             paper = paper * _fold((H, W), (H / 2, W / 2), max(H, W) // 2, rng)[..., None]
     if "ruled" in unseen:
         paper = _ruled(paper, top + int(0.8 * h), h, rng)
+    if "dot grid" in unseen:
+        paper = _dot_grid(paper, h, rng)
     if "show-through" in unseen:
         paper = paper * (1 - _show_through(digits, (H, W), rng))[..., None]
     if "fold" in unseen:
@@ -387,6 +454,10 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
     rgb = paper * (1 - ink[..., None]) + np.array(pen, np.float32) * ink[..., None]
     if "cast shadow" in unseen:  # The phone's shadow: a hard edge across the number.
         rgb = rgb * _cast_shadow((H, W), (top, left, h, w), rng)[..., None]
+    if "coffee stain" in unseen:
+        rgb = rgb * _coffee_ring((H, W), (top, left, h, w), rng)
+    if "thumb" in unseen:
+        rgb = _thumb(rgb, (top, left, h, w), rng)
     rgb += rng.normal(0, rng.uniform(0.005, 0.04), rgb.shape).astype(np.float32)
     if "low light" in unseen:  # Indoor light: a colour cast, and the sensor's noise.
         rgb = rgb * rng.uniform(0.55, 0.85) * rng.uniform([0.9, 0.85, 0.7], [1.05, 1.0, 1.0])
