@@ -340,15 +340,17 @@ def measure(args: argparse.Namespace, data_dir: str, scratch: Path, phases: Phas
 
 def train_models(args: argparse.Namespace, data_dir: str, cache: str, phases: Phases) -> None:
     """`--models`, `--parallel` at a time (the GPU is far from full with one; their timings
-    are then not the recipe's own), each exported and packed into `--keep-exports`."""
-    keep = Path(args.keep_exports or tempfile.mkdtemp())
-    keep.mkdir(parents=True, exist_ok=True)
+    are then not the recipe's own), each exported (and packed into `--keep-exports`)."""
+    keep = Path(args.keep_exports) if args.keep_exports else None
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
     extra = SMOKE_FLAGS if args.smoke else []
 
     def one(name: str) -> dict | None:
         flags, export_flags = CANDIDATE_MODELS[name]
+        packed = keep / f"{name}.tar.gz" if keep else None
         return phases(name, lambda: train_run(name, data_dir, cache, [*flags, *extra], True,
-                                              export_flags, keep / f"{name}.tar.gz"))
+                                              export_flags, packed))
 
     with ThreadPoolExecutor(args.parallel) as pool:
         phases.facts["models"] = [run for run in pool.map(one, args.models) if run]

@@ -219,7 +219,7 @@ def test_the_label_past_the_last_class_means_no_digit_with_a_uniform_target():
     np.testing.assert_allclose(targets[1], np.full(10, 0.1))
 
 
-def test_an_eleven_class_model_learns_no_digit_as_its_eleventh_class():
+def test_an_eleven_class_model_targets_no_digit_as_its_eleventh_class():
     from hdr_jax.steps import class_targets
 
     targets = np.asarray(class_targets(jnp.array([2, 10]), 11))
