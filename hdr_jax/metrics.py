@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-NUM_CLASSES = 10
+from hdr_jax.data import NUM_CLASSES  # The digits; a model may have an 11th class.
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray,

@@ -344,9 +344,10 @@ def _noise_floor(sample: np.ndarray) -> float:
 
 def _opening(image: np.ndarray, window: int, step: int = 2) -> np.ndarray:
     """A grey opening over a `window`-wide square, computed on `step`x`step` block minima
-    and brought back by bilinear zoom: the paper's brightness is smooth, and this costs a
-    quarter of the full-size opening. On 4x4 blocks, the zoom blurred a hard shadow's edge
-    into a line of ink as strong as the writing; on 2x2, under half as strong."""
+    and brought back by bilinear zoom: the paper's brightness is smooth, and a full-size
+    opening made the 2 MP p50 1.10-1.24x slower (BENCHMARKS.md, session 15). On 4x4 blocks,
+    the zoom blurred a hard shadow's edge into a line of ink as strong as the writing; on
+    2x2, under half as strong."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
     h, w = image.shape
@@ -354,7 +355,7 @@ def _opening(image: np.ndarray, window: int, step: int = 2) -> np.ndarray:
         return ndimage.grey_opening(image, size=(window, window))
     hh, ww = -(-h // step) * step, -(-w // step) * step
     padded = np.pad(image, ((0, hh - h), (0, ww - w)), mode="edge")
-    # Block minima by strided slices: the same values as reshape(...).min((1, 3)), 20x faster.
+    # Block minima by strided slices: the same values as reshape(...).min((1, 3)).
     columns = functools.reduce(np.minimum, (padded[:, k::step] for k in range(step)))
     blocks = functools.reduce(np.minimum, (columns[k::step] for k in range(step)))
     small = ndimage.grey_opening(blocks, size=(window // step,) * 2)
