@@ -209,4 +209,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if code:  # One line of error printed: leave before the interpreter's teardown, where
+        # orbax's abandoned reads of a corrupt checkpoint can print "Exception ignored" tracebacks.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
