@@ -44,6 +44,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, choices=[10, 11], default=None,
                    help="11: \"not one digit\" (the --line-spans that hold two digits) is a "
                         "class of its own; 10 (default): it is learnt as doubt")
+    p.add_argument("--span-parts", action="store_true",
+                   help="among the --line-spans, parts of one digit are \"not one digit\" too")
     p.add_argument("--compute-dtype", choices=["float32", "bfloat16"], default=None,
                    help="the layers' arithmetic (bfloat16: an accelerator option; parameters "
                         "stay float32, export serves float32)")
@@ -82,6 +84,8 @@ def parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     overrides = {k: getattr(args, k) for k in _FLAGS if getattr(args, k) is not None}
+    if args.span_parts:
+        overrides["span_parts"] = True
     config = dataclasses.replace(preset(args.preset), **overrides)
     model, aug = config.model, config.augment
     if args.dropout is not None:

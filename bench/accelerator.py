@@ -82,6 +82,10 @@ CANDIDATE_MODELS = {
        for n, seed in ((12000, 0), (12000, 1), (12000, 2), (12000, 3), (4000, 0), (24000, 0))},
     **{f"doubt-spans12k-s{seed}": (_candidate(seed, 12000), SPANS_EXPORT) for seed in range(3)},
     "class11-spans12k-e30-s0": (_candidate(0, 12000, 11, "--epochs", "30"), SPANS_EXPORT),
+    # Session 17: parts of digits as "not one digit" too (`spans.PART`).
+    **{f"parts-spans{n // 1000}k-s{seed}": (_candidate(seed, n, 11, "--span-parts"),
+                                             SPANS_EXPORT)
+       for n in (12000, 24000, 36000) for seed in (0, 1)},
 }
 FAST_PRESET_RUNS = ("fast preset, cold compilation cache", "fast preset, warm compilation cache")
 PRESET_STAYS = "the preset as it is (no candidate beats it by more than the standard error)"

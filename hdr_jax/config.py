@@ -64,6 +64,8 @@ class TrainConfig:
     # Examples cut from lines of the training digits the way the number reader cuts them
     # (`spans.py`): the digit a span holds, or "no digit" where it holds two. 0: MNIST alone.
     line_spans: int = 0
+    # Among them, parts of one digit as "no digit" too (a 6 cut into "(" and "0").
+    span_parts: bool = False
     eval_batch_size: int = 1000
     # Mid-epoch checkpoints, besides one at every epoch's end. 0 = auto: every 200 steps on
     # CPUs, none on accelerators, where saves that often halve the loop's throughput
@@ -95,6 +97,8 @@ class TrainConfig:
             ("validation-size", self.validation_size >= 0, "0 or more"),
             ("train-limit", self.train_limit is None or self.train_limit >= 1, "at least 1"),
             ("line-spans", self.line_spans >= 0, "0 or more"),
+            ("span-parts", not self.span_parts or self.line_spans > 0,
+             "used with --line-spans"),
             ("eval-batch-size", self.eval_batch_size >= 1, "at least 1"),
             ("checkpoint-every-steps", self.checkpoint_every_steps >= 0, "0 (auto) or more"),
             ("keep-checkpoints", self.keep_checkpoints >= 1, "at least 1"),

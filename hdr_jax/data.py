@@ -208,5 +208,6 @@ def training_splits(dataset: Mnist, config: TrainConfig) -> tuple[Split, Split]:
     if config.line_spans:
         from hdr_jax import spans  # Deferred: spans needs preprocess (Pillow, SciPy).
 
-        train_split = spans.with_line_spans(train_split, config.line_spans, config.seed)
+        train_split = spans.with_line_spans(train_split, config.line_spans, config.seed,
+                                             config.span_parts)
     return train_split, val_split

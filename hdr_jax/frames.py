@@ -32,6 +32,7 @@ FILLED_HOLES = 0.005
 # A printed line runs at least `LINE_LENGTH` of the upload's width (height, for a vertical
 # line) and is at most `LINE_THINNESS` as thick as it is long (a 1 is ~1/7 as thick as tall).
 LINE_LENGTH, LINE_THINNESS = 0.6, 0.04
+BAR_THINNESS = 0.1  # A printed bar between two lines (a form cell's wall) is this thin.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +84,36 @@ def find_frame(mask: np.ndarray) -> Frame | None:
         if y1 - y0 - top - bottom > 8 and x1 - x0 - left - right > 8:
             return Frame((y0 + top, y1 - bottom, x0 + left, x1 - right))
     return None
+
+
+def remove_outline(ink: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """`ink` without a printed box drawn around the writing (`ink` itself if there is none):
+    one of the largest pieces (`labels`: numbered stroke pieces) that reaches every side of
+    its own box, each side straight, with some ink inside it. Found on the strokes, not as a
+    frame: a box printed in light grey is paper to `find_frame`'s split. A digit touching
+    the box keeps all but the box's sides; a 0 alone has nothing inside and stays."""
+    sizes = np.bincount(labels.ravel())[1:]
+    for index in np.argsort(-sizes)[:3]:
+        rows, cols = np.nonzero((labels == index + 1).any(1))[0], \
+            np.nonzero((labels == index + 1).any(0))[0]
+        sl = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        piece = labels[sl] == index + 1
+        if min(piece.shape) < 12 or not _reaches_every_side(piece):
+            continue
+        thickness = [_side_thickness(side) for side in
+                     (piece, piece[::-1], piece.T, piece.T[::-1])]
+        if min(thickness) == 0:  # A side with no straight full row: a round 0, a blob.
+            continue
+        top, bottom, left, right = (t + 1 for t in thickness)
+        sides = np.ones(piece.shape, bool)
+        sides[top:piece.shape[0] - bottom, left:piece.shape[1] - right] = False
+        inside = (labels[sl][~sides] > 0).mean() if (~sides).any() else 0.0
+        if not 0.005 <= inside <= 0.5:  # Nothing inside (a 0), or filled (a bold 1).
+            continue
+        out = ink.copy()
+        out[sl][sides & piece] = 0.0
+        return out
+    return ink
 
 
 def _reaches_every_side(piece: np.ndarray) -> bool:
@@ -189,10 +220,10 @@ def _bars_between(strokes: np.ndarray, near_lines: np.ndarray
     for i, sl in enumerate(ndimage.find_objects(labels), start=1):
         piece = labels[sl] == i
         h, w = piece.shape
-        if min(h, w) > 0.25 * max(h, w) or piece.mean() < 0.6 or max(h, w) < 6:
+        upright = h >= w
+        if min(h, w) > 0.25 * max(h, w) or max(h, w) < 6 or not _straight(piece, upright):
             continue
         near = near_lines[sl]
-        upright = h >= w
         ends = (piece[0] & near[0], piece[-1] & near[-1]) if upright else \
             (piece[:, 0] & near[:, 0], piece[:, -1] & near[:, -1])
         if ends[0].any() and ends[1].any():
@@ -201,6 +232,21 @@ def _bars_between(strokes: np.ndarray, near_lines: np.ndarray
             axis = 0 if upright else 1
             spans.add((upright, sl[axis].start // 8))  # Bars of one course share a span.
     return bars, count, len(spans)
+
+
+def _straight(piece: np.ndarray, upright: bool) -> bool:
+    """Whether a thin piece is a straight bar, upright or lying, leaning a little as a photo's
+    lines do (its box is then wider than the bar: a box's fill does not tell): every row
+    (column) of it is a run at most `BAR_THINNESS` of its length (and 2 pixels of blur)
+    whose centre stays within a pixel and a half of one straight line."""
+    along = piece if upright else piece.T
+    counts = along.sum(1)
+    if counts.min() == 0 or counts.max() > BAR_THINNESS * len(counts) + 2:
+        return False
+    centres = (along * np.arange(along.shape[1])).sum(1) / counts
+    t = np.arange(len(centres))
+    fit = np.polyval(np.polyfit(t, centres, 1), t)
+    return float(np.abs(centres - fit).max()) <= 1.5
 
 
 def colour_contrast(rgb: np.ndarray) -> np.ndarray:

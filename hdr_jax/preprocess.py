@@ -431,6 +431,9 @@ def _keep_digit_components(ink: np.ndarray, along_a_line: bool = False) -> np.nd
     if without_lines is not ink:
         ink = without_lines
         labels, n = stroke_pieces(ink)
+    if n and (without_box := frames.remove_outline(ink, labels)) is not ink:
+        ink = without_box
+        labels, n = stroke_pieces(ink)
     mask = labels > 0
     if n == 0:
         raise NoDigitFound()

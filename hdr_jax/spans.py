@@ -8,8 +8,12 @@ of MNIST training digits (uneven pressure, touching and overlapping neighbours) 
 reader's own `segment_number`, and every span becomes an example: the digit it holds (a
 sliver of a neighbour allowed), or "no digit" (label `NO_DIGIT`) where it holds most of two:
 the 11th class of a model that has one (`--num-classes 11`, the shipped model), else a
-uniform target (`steps.class_targets`). Spans that are neither (half a digit) are left out:
-half a 4 is a fair 1.
+uniform target (`steps.class_targets`). A span that holds a part of one digit (under
+`PART` of its ink, little of any other) is "no digit" too when asked (`parts=True`,
+`--span-parts`): the reader otherwise cuts a 6 into "(" and "0" and reads the "(" as a sure 1.
+It is left out by default, as are spans between a part and a whole digit: half a 4 is a
+fair 1, and a model taught otherwise may doubt real 1s (the tuning numbers and single
+digits decide; BENCHMARKS.md, session 17).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ NO_DIGIT = data.NUM_CLASSES
 # A span is one digit when it holds this much of that digit's ink and other digits' ink is
 # at most `INTRUSION` of it; it is no digit when it holds `PAIR` of two digits' ink.
 WHOLE, INTRUSION, PAIR = 0.9, 0.2, 0.4
+PART = 0.6  # A span is a part of a digit when it holds less than this much of its ink.
+PART_OF_DIGIT = -1  # `span_label`'s answer for such a span.
 TOUCHING = 0.5  # How often a gap between neighbours is a touch or an overlap.
 
 
@@ -57,8 +63,9 @@ def write_line(digits: np.ndarray, rng: np.random.Generator
 def span_label(left: int | np.ndarray, right: int | np.ndarray,
                placed: list[tuple[int, int, np.ndarray]]) -> int | None:
     """What a line holds between two cuts (columns, or a column per row of the line): a
-    digit's index in the line, `NO_DIGIT` (most of two digits), or None (neither: part of one
-    digit)."""
+    digit's index in the line, `NO_DIGIT` (most of two digits), `PART_OF_DIGIT` (under `PART`
+    of one digit and little else), or None (neither: most of one digit but not all of it, or
+    a digit with too much of a neighbour to be either)."""
     inside = np.array([ink_between(left, right, *digit) for digit in placed])
     share = inside / np.array([ink.sum() for _, _, ink in placed])
     main = int(share.argmax())
@@ -66,6 +73,8 @@ def span_label(left: int | np.ndarray, right: int | np.ndarray,
         return main
     if np.sum(share >= PAIR) >= 2:
         return NO_DIGIT
+    if share[main] < PART and inside.sum() - inside[main] <= INTRUSION * inside[main]:
+        return PART_OF_DIGIT
     return None
 
 
@@ -76,9 +85,10 @@ def ink_between(left: int | np.ndarray, right: int | np.ndarray, x: int, top: in
     return float(ink[preprocess.between_cuts(left, right, slice(top, top + h), x, x + w)].sum())
 
 
-def line_examples(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator
-                  ) -> tuple[list[np.ndarray], list[int]]:
-    """Every span the reader considers in one written line, as (28x28 uint8, label)."""
+def line_examples(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                  parts: bool = False) -> tuple[list[np.ndarray], list[int]]:
+    """Every span the reader considers in one written line, as (28x28 uint8, label); a part
+    of a digit is "no digit" with `parts`, else left out."""
     line, placed = write_line(digits, rng)
     try:
         cuts, pieces, spans, line_height = preprocess.segment_number(line)
@@ -88,6 +98,8 @@ def line_examples(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generat
     images, targets = [], []
     for i, j in spans:
         which = span_label(paths[i], paths[j], placed)
+        if which == PART_OF_DIGIT:
+            which = NO_DIGIT if parts else None
         digit = preprocess.digit_between(line, paths[i], paths[j], 1.0, line.shape[::-1])
         if which is None or digit is None:
             continue
@@ -96,8 +108,9 @@ def line_examples(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generat
     return images, targets
 
 
-def with_line_spans(split: data.Split, n: int, seed: int) -> data.Split:
-    """`split` plus `n` span examples from lines of 2-5 of its own digits (seeded)."""
+def with_line_spans(split: data.Split, n: int, seed: int, parts: bool = False) -> data.Split:
+    """`split` plus `n` span examples from lines of 2-5 of its own digits (seeded); with
+    `parts`, parts of digits among them as "no digit"."""
     rng = np.random.default_rng([seed, 7])
     images: list[np.ndarray] = []
     targets: list[int] = []
@@ -105,7 +118,8 @@ def with_line_spans(split: data.Split, n: int, seed: int) -> data.Split:
         if len(images) >= n:
             break
         pick = rng.integers(0, len(split), int(rng.integers(2, 6)))
-        more, more_targets = line_examples(split.images[pick], split.labels[pick], rng)
+        more, more_targets = line_examples(split.images[pick], split.labels[pick], rng,
+                                           parts)
         images += more
         targets += more_targets
     else:

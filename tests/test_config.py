@@ -34,7 +34,7 @@ def test_presets_are_valid_and_fast_uses_large_batches():
     ("learning_rate", 0.0, "--learning-rate"), ("learning_rate", float("nan"), "--learning-rate"),
     ("weight_decay", -1.0, "--weight-decay"), ("label_smoothing", 1.0, "--label-smoothing"),
     ("validation_size", -5, "--validation-size"), ("train_limit", 0, "--train-limit"),
-    ("line_spans", -1, "--line-spans"),
+    ("line_spans", -1, "--line-spans"), ("span_parts", True, "--span-parts"),
     ("eval_batch_size", 0, "--eval-batch-size"), ("max_steps", 0, "--max-steps"),
     ("checkpoint_every_steps", -1, "--checkpoint-every-steps"),
     ("keep_checkpoints", 0, "--keep-checkpoints"), ("log_every_steps", 0, "--log-every-steps"),
@@ -50,7 +50,8 @@ def test_each_out_of_range_field_names_its_flag(field, value, flag):
     (["--epochs", "-2"], "--epochs must be at least 1"),
     (["--learning-rate", "-1"], "--learning-rate must be a positive number"),
     (["--width", "0.001"], "--width must be large enough"),
-    (["--cpu-devices", "0"], "--cpu-devices must be at least 1")])
+    (["--cpu-devices", "0"], "--cpu-devices must be at least 1"),
+    (["--span-parts"], "--span-parts must be used with --line-spans")])
 def test_cli_refuses_bad_flags_in_one_line_before_writing_anything(tmp_path, args, message):
     data_dir = write_idx_dataset(tmp_path / "d", synthetic_mnist())
     workdir = tmp_path / "w"

@@ -72,6 +72,58 @@ def test_a_wall_of_bricks_is_a_pattern_not_lines_to_remove():
         frames.remove_lines(mask.astype(np.float32), mask)
 
 
+def test_a_row_of_cells_loses_its_leaning_walls_and_keeps_the_digit():
+    """A photo tilts a form's printed walls: each is a slanted run of a pixel or two, whose
+    box is half empty; they go all the same, and the 1 written in a cell stays."""
+    mask = np.zeros((200, 400), bool)
+    mask[60:62] = mask[140:142] = True                      # The row's top and bottom lines.
+    for x in (40, 120, 200, 280, 360):                      # Its walls, leaning 1 in 20.
+        for y in range(62, 140):
+            mask[y, x + (y - 62) // 20] = True
+    mask[75:128, 155:160] = True                            # A 1 in the second cell.
+    out = frames.remove_lines(mask.astype(np.float32), mask)
+    assert out[62:140, 30:150].max() == 0 and out[62:140, 190:].max() == 0
+    assert (out[75:128, 155:160] == 1).all()
+
+
+def _pieces(mask: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.label(mask, structure=np.ones((3, 3)))[0]
+
+
+@pytest.mark.parametrize("touching", [False, True])
+def test_a_printed_box_around_the_digit_goes_and_the_digit_stays(touching):
+    """A box printed in light grey is no frame to `find_frame` (paper to its split) but is
+    among the strokes; its four sides go, a digit inside (touching it or not) stays."""
+    mask = np.zeros((200, 300), bool)
+    mask[40:42, 60:260] = mask[158:160, 60:260] = True     # The box, 2 pixels thick ...
+    mask[40:160, 60:62] = mask[40:160, 258:260] = True
+    _seven(mask, 70 - 28 * touching, 130, 60)             # ... and a 7 in it.
+    digit = np.zeros_like(mask)
+    _seven(digit, 70 - 28 * touching, 130, 60)
+    out = frames.remove_outline(mask.astype(np.float32), _pieces(mask))
+    assert out[:, :64].max() == 0 and out[:, 256:].max() == 0 and out[157:].max() == 0
+    kept = (out > 0) & digit
+    assert kept.sum() >= digit[43:].sum()                  # Only the box's rows may go.
+
+
+@pytest.mark.parametrize("shape", ["zero", "square zero", "bold one"])
+def test_a_zero_or_a_bold_one_alone_is_no_printed_box(shape):
+    mask = np.zeros((200, 200), bool)
+    if shape == "bold one":                                # Straight sides, filled.
+        mask[20:180, 90:110] = True
+    elif shape == "zero":
+        yy, xx = np.mgrid[:200, :200]
+        ring = ((yy - 100) / 80) ** 2 + ((xx - 100) / 60) ** 2
+        mask[(ring < 1) & (ring > 0.6)] = True
+    else:                                                  # Straight sides, nothing inside.
+        mask[20:180, 40:160] = True
+        mask[32:168, 52:148] = False
+    ink = mask.astype(np.float32)
+    assert frames.remove_outline(ink, _pieces(mask)) is ink
+
+
 def test_no_lines_returns_the_same_array():
     mask = np.zeros((100, 100), bool)
     _seven(mask, 10, 20, 60)

@@ -19,9 +19,11 @@ TWO_DIGITS = [(0, 0, np.ones((1, 10))), (12, 0, np.ones((1, 10)))]
     (5, 17, spans.NO_DIGIT),  # Half of each: no digit.
     (0, 22, spans.NO_DIGIT),
     (0, 15, None),  # The first and 3 columns of the second: neither one digit nor two.
-    (0, 5, None),  # Half a digit: left out.
+    (0, 5, spans.PART_OF_DIGIT),  # Half a digit.
+    (0, 7, None),  # 7 columns of 10: most of a digit, not all of it.
+    (3, 15, None),  # 7 columns of the first and 3 of the second: neither.
 ])
-def test_a_span_is_the_digit_it_holds_no_digit_for_two_and_none_for_a_part(x0, x1, expected):
+def test_a_span_is_the_digit_it_holds_no_digit_for_two_a_part_or_none(x0, x1, expected):
     assert spans.span_label(x0, x1, TWO_DIGITS) == expected
 
 
@@ -59,6 +61,26 @@ def test_a_line_gives_its_own_digits_and_no_digit_examples_in_mnist_format(real_
         seen += images
     assert spans.NO_DIGIT in labels and len(labels) > 2
     assert all(im.max() == 255 for im in seen)  # Brought to full ink, as the reader does.
+
+
+def test_parts_of_digits_are_no_digit_examples_only_when_asked(real_mnist):
+    def examples(parts: bool) -> tuple[list[np.ndarray], list[int]]:
+        rng = np.random.default_rng(4)
+        pick = rng.integers(0, 1000, 4)
+        return spans.line_examples(real_mnist.train.images[pick],
+                                   real_mnist.train.labels[pick], rng, parts)
+
+    (plain, plain_targets), (more, more_targets) = examples(False), examples(True)
+    assert len(more) > len(plain)
+    # The same spans in the same order, and the parts among them as "no digit".
+    kept = iter(zip(more, more_targets, strict=True))
+    for image, target in zip(plain, plain_targets, strict=True):
+        for other, other_target in kept:
+            if np.array_equal(other, image) and other_target == target:
+                break
+            assert other_target == spans.NO_DIGIT
+        else:
+            raise AssertionError("a span without parts is missing with them")
 
 
 def test_line_spans_add_exactly_n_seeded_examples_after_the_training_digits(real_mnist):
