@@ -104,6 +104,12 @@ UNDERLINE_SLOPE, UNDERLINE_COVER, UNDERLINE_LENGTH = 0.5, 0.8, 1.2
 # 0.11 (`stroke_width`). Digit mode reads a lone bold digit as well as a thinned one, so only
 # number mode thins. Checked on the tuning generator with and without a marker (session 14).
 BOLD, THIN_TO = 0.17, 0.11
+# A line written with a fine-liner or in pencil: strokes narrower than `FINE` of the digit
+# height break into pieces and read faint, so they are thickened to `THICK_TO` (a grey
+# dilation). The tuning generator's plain lines: 5th percentile 0.048, median 0.092; a fine
+# pen's median 0.036, pencil's 0.063. `THICK_TO` read the most of 200 tuning numbers with a
+# fine pen and with pencil of 0.08, 0.11 and 0.14 (session 17).
+FINE, THICK_TO = 0.05, 0.08
 # A printed word before or after a number (a form's "Total", "No."): set apart from the rest
 # by more than `WORD_GAP` of the tallest piece, smaller (its pieces' median height under
 # `SMALLER_WORD` of the tallest word's), and set as print is: at least `PRINTED_LETTERS`
@@ -528,11 +534,19 @@ def _writing(work: np.ndarray, ink: np.ndarray, region: np.ndarray, along_a_line
     """The writing in the working copy `work` (`ink`: `polarised(work)`, `region`:
     `_region(ink)`) as `ink_map` intensities, what is not writing dropped. Grainy strokes
     (pencil, chalk, a dim photo's noise) are found again in `ink` smoothed, where the writing
-    is tall enough that its pits are grain, not the bends of a thin stroke. `along_a_line`:
-    as for `ink_map`."""
+    is tall enough that its pits are grain, not the bends of a thin stroke, or where grain
+    made it look like no handwriting (a mesh of holes). `along_a_line`: as for `ink_map`."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
-    strokes = _keep_digit_components(ink_map(work, ink, region, along_a_line), along_a_line)
+    found = ink_map(work, ink, region, along_a_line)
+    try:
+        strokes = _keep_digit_components(found, along_a_line)
+    except NotHandwriting:
+        # Grain in pencil or chalk strokes counts as holes or pieces; smoothed, it does not.
+        if _pits(found > STROKE) <= GRAINY:
+            raise
+        return _keep_digit_components(ink_map(work, ndimage.gaussian_filter(ink, GRAIN_SIGMA),
+                                              region, along_a_line), along_a_line)
     rows, cols = np.nonzero(strokes.any(1))[0], np.nonzero(strokes.any(0))[0]
     box = strokes[max(0, rows[0] - 1):rows[-1] + 2, max(0, cols[0] - 1):cols[-1] + 2]
     if rows[-1] - rows[0] < SMALL_LINE or _pits(box > STROKE) <= GRAINY:
@@ -921,8 +935,8 @@ def number_line(image: Decoded | np.ndarray, look_inside: int = 2, closer: bool 
             return _shifted(number_line(near[0], 0, closer=False), *near[1:])
         except NoDigitFound:
             pass  # (Seen closer, the writing is specks after all: the whole picture's reading.)
-    if (thinned := _thinned(ink, line_height)) is not None:
-        ink = thinned
+    if (restroked := _restroked(ink, line_height)) is not None:
+        ink = restroked
         cuts, pieces, spans, line_height = segment_number(ink)
     size = (round(w * scale), round(h * scale))
     paths = cut_paths(ink, cuts, pieces, line_height)
@@ -946,21 +960,27 @@ def stroke_width(ink: np.ndarray) -> float:
     return 2 * float(np.median(distance[ridge])) - 1
 
 
-def _thinned(ink: np.ndarray, line_height: float) -> np.ndarray | None:
-    """A line of bold strokes (a marker) thinned to MNIST's usual stroke width (a grey erosion
-    by a near-disk: a square would thin diagonal strokes 1.4 times as much), or None where the
-    strokes are not bold (`BOLD`) or thinning would leave no stroke."""
+def _restroked(ink: np.ndarray, line_height: float) -> np.ndarray | None:
+    """A line of bold strokes (a marker) thinned to MNIST's usual stroke width, or of fine
+    ones (a fine-liner, pencil) thickened to `THICK_TO`, by a grey erosion or dilation with a
+    near-disk (a square would change diagonal strokes 1.4 times as much); None where the
+    strokes are neither bold (`BOLD`) nor fine (`FINE`), or thinning would leave no stroke."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
     width = stroke_width(ink)
-    radius = round((width - THIN_TO * line_height) / 2)
-    if width <= BOLD * line_height or radius < 1:
+    if width > BOLD * line_height:
+        change, radius = ndimage.grey_erosion, round((width - THIN_TO * line_height) / 2)
+    elif width < FINE * line_height:
+        change, radius = ndimage.grey_dilation, round((THICK_TO * line_height - width) / 2)
+    else:
         return None
-    thinned = ink
+    if radius < 1:
+        return None
+    out = ink
     for step in range(radius):  # Square and cross in turn: an octagon, near a disk.
-        thinned = ndimage.grey_erosion(thinned, footprint=ndimage.generate_binary_structure(
+        out = change(out, footprint=ndimage.generate_binary_structure(
             2, 2 if step % 2 == 0 else 1))
-    return thinned if (thinned > STROKE).any() else None
+    return out if (out > STROKE).any() else None
 
 
 def _shifted(line: NumberLine, dx: int, dy: int) -> NumberLine:

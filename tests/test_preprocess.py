@@ -343,20 +343,24 @@ def test_stroke_width_is_the_width_strokes_are_drawn_to_a_pixel():
         assert preprocess.stroke_width(_drawn(digits, width=width)) == pytest.approx(width, abs=1)
 
 
-def test_bold_strokes_are_thinned_to_mnists_width_and_a_pens_left_alone():
+def test_bold_strokes_are_thinned_fine_ones_thickened_and_a_pens_left_alone():
     """Three 0s 60 pixels tall: drawn with a pen (5 pixels wide) they are left alone; drawn
     with a marker (the pen's strokes grown by a disk, 5 pixels each side) they are thinned to
-    `THIN_TO` of the line's height (to a pixel)."""
+    `THIN_TO` of the line's height, and drawn with a fine-liner (1 pixel) thickened to
+    `THICK_TO` (to a pixel)."""
     from scipy import ndimage
 
-    pen = _drawn([("arc", (40 + 46 * k, 20, 80 + 46 * k, 80), 0, 360) for k in range(3)])
+    zeros = [("arc", (40 + 46 * k, 20, 80 + 46 * k, 80), 0, 360) for k in range(3)]
+    pen, fine = _drawn(zeros), _drawn(zeros, width=1)
     y, x = np.mgrid[-5:6, -5:6]
     marker = ndimage.grey_dilation(pen, footprint=x**2 + y**2 <= 25)
-    assert preprocess._thinned(pen, preprocess.segment_number(pen)[3]) is None
-    height = preprocess.segment_number(marker)[3]
-    assert preprocess.stroke_width(marker) > preprocess.BOLD * height
-    thinned = preprocess._thinned(marker, height)
-    assert preprocess.stroke_width(thinned) == pytest.approx(preprocess.THIN_TO * height, abs=1)
+    assert preprocess._restroked(pen, preprocess.segment_number(pen)[3]) is None
+    for ink, wanted in ((marker, preprocess.THIN_TO), (fine, preprocess.THICK_TO)):
+        height = preprocess.segment_number(ink)[3]
+        assert not (preprocess.FINE * height <= preprocess.stroke_width(ink)
+                    <= preprocess.BOLD * height)
+        restroked = preprocess._restroked(ink, height)
+        assert preprocess.stroke_width(restroked) == pytest.approx(wanted * height, abs=1)
 
 
 def _word(x0: int, bottoms: list[int], heights: list[int], gap: int = 3
@@ -472,6 +476,23 @@ def test_grain_inside_strokes_is_no_hole_but_a_mesh_of_cells_is():
             mesh[y:y + 3, x:x + 3] = False
     with pytest.raises(preprocess.NotHandwriting):
         preprocess._check_holes(mesh)
+
+
+def test_pencil_grain_taken_for_a_mesh_of_holes_is_read_smoothed():
+    """Two 0s in pencil: strokes 12 pixels wide, a quarter of their pixels and some 3x3
+    patches bare. The grain's holes refuse them as no handwriting; `_writing` reads them
+    again smoothed, as two digits (three cuts between pieces)."""
+    rings = _drawn([("arc", (40, 20, 100, 100), 0, 360), ("arc", (140, 20, 200, 100), 0, 360)],
+                   size=(260, 120), width=12)
+    rng = np.random.default_rng(0)
+    patches = ndimage.binary_dilation((rng.random(rings.shape) < 0.06) & (rings > 0.5))
+    bare = patches | (rng.random(rings.shape) < 0.25)
+    grey = 235 - 180 * np.where(bare, 0, rings)
+    ink = preprocess.polarised(grey)
+    region = preprocess._region(ink)
+    with pytest.raises(preprocess.NotHandwriting):
+        preprocess._keep_digit_components(preprocess.ink_map(grey, ink, region, True), True)
+    assert len(preprocess.number_line(grey).pieces) == 3
 
 
 def test_random_noise_is_no_digit_or_a_digit_never_an_exception():
