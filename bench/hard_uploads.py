@@ -16,7 +16,9 @@ turned with the EXIF tag that turns it back), each of the 24 with probability 1/
 seventh `UNSEEN_7` (a separator between groups of digits, a hard-edged shadow, the lines above
 or below cut off by the photo's edge, a fine pen), each of the 28 with probability 1/4; the
 eighth `UNSEEN_8` (digits written far apart, dot-grid paper, a coffee cup's ring, a thumb over
-the photo's edge), each of the 32 with probability 1/4.
+the photo's edge), each of the 32 with probability 1/4; the ninth `UNSEEN_9` (one digit to a
+printed cell, a highlighter's band, a rubber stamp's ring, a phone's flash), each of the 36
+with probability 1/4.
 
 `framed_upload` puts one digit inside another picture: a notebook's plot of the 28x28 array
 (any colormap, axes, ticks, margins), a screen photographed, a printed box or form cell, ruled
@@ -26,6 +28,7 @@ or squared paper. Everything is seeded.
 from __future__ import annotations
 
 import io
+import itertools
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -125,9 +128,16 @@ UNSEEN_7 = ("separator", "cast shadow", "line above", "fine pen")
 # bullet journal's), a coffee cup's brown ring on the sheet near or across the number, and a
 # thumb holding the sheet, over the photo's edge beside the number.
 UNSEEN_8 = ("spaced", "dot grid", "coffee stain", "thumb")
+# Written down in session 17 (15:20 UTC) before the ninth report set was made or read (after a
+# printed box's outline, a form's leaning walls, a fine pen's thin strokes and pencil grain
+# were worked on, on the tuning generator and the framed digits): the number written one
+# digit to a printed cell (a postcode's or a cheque's row of boxes), a highlighter's
+# translucent band across it, a round rubber stamp's ring near or over it, and a phone's
+# flash (a small white hot spot, the corners dark).
+UNSEEN_9 = ("cells", "highlighter", "stamp", "flash")
 # The order a per-number draw takes (new lists go at the end: earlier sets draw the same).
 EVERY_EFFECT = (UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5 + UNSEEN_6 + UNSEEN_7
-                + UNSEEN_8)
+                + UNSEEN_8 + UNSEEN_9)
 # Printed words a form puts before a number.
 LABELS = ("Total", "No.", "Amount", "Ref.", "Tel.", "Code", "Qty", "Date", "Invoice")
 
@@ -162,7 +172,7 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
     touching = rng.random() < TOUCHING
     gaps = [int(height * (rng.uniform(-0.12, 0.02) if touching and rng.random() < 0.5
                           else rng.uniform(0.04, 0.3))) for _ in pieces]
-    if "spaced" in unseen:  # Written far apart, as a postcode or a form's cells ask.
+    if "spaced" in unseen or "cells" in unseen:  # Far apart, as a postcode or form asks.
         gaps = [int(height * rng.uniform(0.4, 1.0)) for _ in pieces]
     marks = _separators(len(pieces), rng) if "separator" in unseen else {}
     for k in marks:  # Room for the mark.
@@ -323,6 +333,93 @@ def _dot_grid(paper: np.ndarray, spacing: int, rng: np.random.Generator) -> np.n
     return paper * (1 - rng.uniform(0.3, 0.6) * dots)[..., None]
 
 
+def _cells(paper: np.ndarray, ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A row of printed cells, one around each digit of the number in `ink` (the sheet's ink,
+    the digits far apart): walls half-way between digits and beyond the first and the last,
+    the row's top and bottom lines a little above and below the writing, in grey, blue or
+    light red."""
+    rows, cols = np.nonzero(ink.max(1) > 0.1)[0], ink.max(0) > 0.1
+    height = rows[-1] - rows[0] + 1
+    starts = np.nonzero(cols[1:] & ~cols[:-1])[0] + 1
+    ends = np.nonzero(cols[:-1] & ~cols[1:])[0] + 1
+    starts = np.concatenate([[0], starts]) if cols[0] else starts
+    ends = np.concatenate([ends, [len(cols)]]) if cols[-1] else ends
+    keep = [0] + [k for k in range(1, len(starts)) if starts[k] - ends[k - 1] > 0.2 * height]
+    digits = [(starts[k], (ends[keep[i + 1] - 1] if i + 1 < len(keep) else ends[-1]))
+              for i, k in enumerate(keep)]  # Ink runs closer than a fifth of a line: one digit.
+    walls = [(a[1] + b[0]) // 2 for a, b in itertools.pairwise(digits)]
+    pad = int(height * rng.uniform(0.15, 0.35))
+    walls = [max(0, digits[0][0] - pad), *walls, min(ink.shape[1] - 1, digits[-1][1] + pad)]
+    y0 = max(0, rows[0] - int(height * rng.uniform(0.05, 0.3)))
+    y1 = min(ink.shape[0] - 1, rows[-1] + int(height * rng.uniform(0.05, 0.3)))
+    thick = int(rng.integers(1, 4))
+    printed = np.zeros(ink.shape, np.float32)
+    printed[y0:y0 + thick, walls[0]:walls[-1] + thick] = 1.0
+    printed[y1:y1 + thick, walls[0]:walls[-1] + thick] = 1.0
+    for x in walls:
+        printed[y0:y1 + thick, x:x + thick] = 1.0
+    colour = np.array([(0.6, 0.6, 0.62), (0.55, 0.65, 0.95), (0.95, 0.55, 0.55)][
+        int(rng.integers(0, 3))], np.float32)
+    printed = ndimage.gaussian_filter(printed, 0.5)
+    return paper * (1 - printed[..., None] * (1 - colour))
+
+
+def _highlighter(shape: tuple[int, int], number: tuple[int, int, int, int],
+                 rng: np.random.Generator) -> np.ndarray:
+    """A highlighter's translucent band across the number (multiplies the picture): yellow,
+    green or pink, half to one and a bit line heights tall, leaning up to 3 degrees, from
+    before the number to after it or stopping part-way."""
+    top, left, h, w = number
+    gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    middle = top + h / 2 + rng.uniform(-0.2, 0.2) * h
+    lean = np.tan(np.radians(rng.uniform(-3, 3)))
+    across = np.abs(gy - middle - lean * (gx - left)) - rng.uniform(0.25, 0.55) * h
+    x0 = left - rng.uniform(0, 0.3) * h
+    x1 = left + w * (1.0 if rng.random() < 0.6 else rng.uniform(0.4, 0.9)) + rng.uniform(0, 0.3) * h
+    band = ((across < 0) & (gx >= x0) & (gx <= x1)).astype(np.float32)
+    band = ndimage.gaussian_filter(band, 1.0) * rng.uniform(0.6, 0.9)
+    colour = np.array([(1.0, 0.95, 0.25), (0.55, 1.0, 0.45), (1.0, 0.55, 0.8)][
+        int(rng.integers(0, 3))], np.float32)
+    return 1 - band[..., None] * (1 - colour)
+
+
+def _stamp(shape: tuple[int, int], number: tuple[int, int, int, int],
+           rng: np.random.Generator) -> np.ndarray:
+    """A round rubber stamp (multiplies the picture): one or two rings 0.6-1.2 line heights
+    across, red, blue or purple, patchy as stamp ink is, centred within a line height of the
+    number anywhere along it, so that it often crosses the writing."""
+    top, left, h, w = number
+    gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    cy, cx = top + h / 2 + rng.uniform(-1, 1) * h, left + rng.uniform(0, 1) * w
+    radius = rng.uniform(0.6, 1.2) * h
+    distance = np.hypot(gy - cy, gx - cx)
+    width = rng.uniform(0.05, 0.1) * radius
+    ring = np.abs(distance - radius) < width
+    if rng.random() < 0.5:
+        ring |= np.abs(distance - radius * rng.uniform(0.7, 0.8)) < 0.6 * width
+    patchy = ndimage.gaussian_filter(rng.random(shape).astype(np.float32), 2.0)
+    patchy = np.clip((patchy - patchy.mean()) / max(float(patchy.std()), 1e-6) * 0.5 + 0.8, 0, 1)
+    strength = ndimage.gaussian_filter(ring.astype(np.float32), 0.8) * patchy
+    strength *= rng.uniform(0.5, 0.85)
+    colour = np.array([(0.85, 0.15, 0.2), (0.2, 0.3, 0.8), (0.5, 0.2, 0.6)][
+        int(rng.integers(0, 3))], np.float32)
+    return 1 - strength[..., None] * (1 - colour)
+
+
+def _flash(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A phone's flash: the corners 30-60% darker than the middle, a cold cast, and a small
+    white hot spot (5-12% of the photo's longer side) anywhere, washing out what it covers."""
+    h, w, _ = rgb.shape
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((gy - h / 2) / (h / 2)) ** 2 + ((gx - w / 2) / (w / 2)) ** 2
+    lit = 1 - rng.uniform(0.3, 0.6) * np.clip(r2 / 2, 0, 1)
+    rgb = rgb * lit[..., None] * np.array([0.95, 0.98, 1.05], np.float32)
+    radius = rng.uniform(0.05, 0.12) * max(h, w)
+    spot = np.exp(-((gy - rng.uniform(0, h)) ** 2 + (gx - rng.uniform(0, w)) ** 2)
+                  / (2 * radius ** 2))
+    return rgb + (1 - rgb) * (rng.uniform(0.7, 1.0) * spot)[..., None]
+
+
 def _coffee_ring(shape: tuple[int, int], number: tuple[int, int, int, int],
                  rng: np.random.Generator) -> np.ndarray:
     """A coffee cup's ring (multiplies the picture, [h, w, 3]): brown, darkest at its rim, 1.2-3
@@ -431,6 +528,8 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         paper = _ruled(paper, top + int(0.8 * h), h, rng)
     if "dot grid" in unseen:
         paper = _dot_grid(paper, h, rng)
+    if "cells" in unseen:
+        paper = _cells(paper, ink, rng)
     if "show-through" in unseen:
         paper = paper * (1 - _show_through(digits, (H, W), rng))[..., None]
     if "fold" in unseen:
@@ -458,6 +557,12 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         rgb = rgb * _coffee_ring((H, W), (top, left, h, w), rng)
     if "thumb" in unseen:
         rgb = _thumb(rgb, (top, left, h, w), rng)
+    if "highlighter" in unseen:
+        rgb = rgb * _highlighter((H, W), (top, left, h, w), rng)
+    if "stamp" in unseen:
+        rgb = rgb * _stamp((H, W), (top, left, h, w), rng)
+    if "flash" in unseen:
+        rgb = _flash(rgb, rng)
     rgb += rng.normal(0, rng.uniform(0.005, 0.04), rgb.shape).astype(np.float32)
     if "low light" in unseen:  # Indoor light: a colour cast, and the sensor's noise.
         rgb = rgb * rng.uniform(0.55, 0.85) * rng.uniform([0.9, 0.85, 0.7], [1.05, 1.0, 1.0])

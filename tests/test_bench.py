@@ -83,7 +83,8 @@ def test_accelerator_phases_past_the_deadline_are_reported_as_not_run():
                                             ("hard_numbers_5", "fifth"),
                                             ("hard_numbers_6", "sixth"),
                                             ("hard_numbers_7", "seventh"),
-                                            ("hard_numbers_8", "eighth")])
+                                            ("hard_numbers_8", "eighth"),
+                                            ("hard_numbers_9", "ninth")])
 def test_hard_numbers_report_sets_are_reproduced_from_their_seeds(tmp_path, mnist_dir, folder,
                                                                  recipe):
     """Each committed report set is what `--write-report-set --recipe` makes: same numbers,
@@ -159,7 +160,7 @@ def test_touching_pairs_are_seeded_mnist_format_images_of_two_digits():
 
 def test_unseen_effects_ablate_one_at_a_time():
     """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the first report
-    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_8,
+    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_9,
     changes the picture."""
     import numpy as np
 
