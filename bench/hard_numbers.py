@@ -13,7 +13,10 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR --framed 0 --tuning-effects gradient \
       --full-ink 0.6   # tuning numbers with named report-set effects; FULL_INK chosen so
   python bench/hard_numbers.py --data-dir DIR --follow-strokes ...   # cuts along the strokes
-  python bench/hard_numbers.py --data-dir DIR --stroke-widths   # where BOLD, THIN_TO come from
+  python bench/hard_numbers.py --data-dir DIR --stroke-widths   # where BOLD, THIN_TO, FINE
+      # come from
+  python bench/hard_numbers.py --data-dir DIR --framed 0 --tuning-effects "fine pen" \
+      --thick-to 0.11   # how THICK_TO was chosen
   python bench/hard_numbers.py --data-dir DIR --report-set ... --library ../old
 
 `--library DIR` reads the same uploads with the pipeline of another checkout (e.g.
@@ -232,8 +235,9 @@ def sweep(recognizer: Recognizer, numbers: list[tuple[bytes, str]]) -> None:
 
 def stroke_widths(test: data.Split, train: data.Split, n: int) -> None:
     """Stroke width over digit height (`preprocess.stroke_width`), percentiles: MNIST training
-    digits 0-2,999 enlarged 4x (as the tuning generator draws them), and tuning lines with
-    and without a marker as the number reader finds them (`preprocess.BOLD`, `THIN_TO`)."""
+    digits 0-2,999 enlarged 4x (as the tuning generator draws them), and tuning lines plain,
+    with a marker, a fine pen and pencil as the number reader finds them (`preprocess.BOLD`,
+    `THIN_TO`, `FINE`)."""
     from PIL import Image
 
     def line_ratio(raw: bytes) -> float:
@@ -249,7 +253,7 @@ def stroke_widths(test: data.Split, train: data.Split, n: int) -> None:
         return preprocess.stroke_width(ink) / (rows[-1] - rows[0] + 1)
 
     groups = {"MNIST training digits 0-2,999, 4x": [digit_ratio(d) for d in train.images[:3000]]}
-    for effect in ("", "marker"):
+    for effect in ("", "marker", "fine pen", "pencil"):
         ratios = []
         for raw, _ in make_numbers(test, n, 0, TUNING_DIGITS, frozenset({effect} - {""})):
             with contextlib.suppress(preprocess.PreprocessError):  # (A refused line.)
@@ -259,7 +263,8 @@ def stroke_widths(test: data.Split, train: data.Split, n: int) -> None:
     print(f"  {'stroke width / digit height':<38}" + "".join(f"{q:>7}%" for q in quantiles))
     for name, ratios in groups.items():
         print(f"  {name:<38}" + "".join(f"{v:8.3f}" for v in np.percentile(ratios, quantiles)))
-    print(f"  thinned above BOLD = {preprocess.BOLD}, to THIN_TO = {preprocess.THIN_TO}")
+    print(f"  thinned above BOLD = {preprocess.BOLD}, to THIN_TO = {preprocess.THIN_TO}; "
+          f"thickened below FINE = {preprocess.FINE}, to THICK_TO = {preprocess.THICK_TO}")
 
 
 def read_report_set(folder: Path) -> list[tuple[bytes, str]]:
@@ -317,6 +322,8 @@ def main() -> None:
                    help="cut inside pieces along the least ink (preprocess.FOLLOW_STROKES)")
     p.add_argument("--full-ink", type=float, default=getattr(preprocess, "FULL_INK", 1.0),
                    help="preprocess.FULL_INK to read with (how it was chosen)")
+    p.add_argument("--thick-to", type=float, default=getattr(preprocess, "THICK_TO", None),
+                   help="preprocess.THICK_TO to read with (how it was chosen)")
     p.add_argument("--tuning-effects", default="",
                    help="comma-separated effects of UNSEEN to UNSEEN_9 to add to the tuning "
                         "numbers")
@@ -339,6 +346,8 @@ def main() -> None:
         return
     preprocess.FOLLOW_STROKES = args.follow_strokes
     preprocess.FULL_INK = args.full_ink
+    if args.thick_to is not None:
+        preprocess.THICK_TO = args.thick_to
     effects = frozenset(filter(None, args.tuning_effects.split(",")))
     if not effects <= set(EVERY_EFFECT):
         p.error(f"--tuning-effects: choose from {', '.join(EVERY_EFFECT)}")

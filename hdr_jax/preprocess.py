@@ -935,7 +935,11 @@ def number_line(image: Decoded | np.ndarray, look_inside: int = 2, closer: bool 
             return _shifted(number_line(near[0], 0, closer=False), *near[1:])
         except NoDigitFound:
             pass  # (Seen closer, the writing is specks after all: the whole picture's reading.)
-    if (restroked := _restroked(ink, line_height)) is not None:
+    # Only the writing the cuts span: a printed word beside it (`_without_printed_words`),
+    # thickened, would join its letters and pass for writing.
+    writing = np.zeros_like(ink)
+    writing[:, cuts[0]:cuts[-1] + 1] = ink[:, cuts[0]:cuts[-1] + 1]
+    if (restroked := _restroked(writing, line_height)) is not None:
         ink = restroked
         cuts, pieces, spans, line_height = segment_number(ink)
     size = (round(w * scale), round(h * scale))

@@ -173,19 +173,20 @@ def test_unseen_effects_ablate_one_at_a_time():
     assert len({made(False), *alone.values()}) == len(EVERY_EFFECT) + 1
 
 
-def test_stroke_widths_place_mnist_plain_lines_and_marker_lines_around_bold(mnist_dir):
-    """`--stroke-widths` (where `preprocess.BOLD` and `THIN_TO` come from): MNIST's median
-    stroke is `THIN_TO` of a digit's height and its 90th percentile `BOLD`, to 0.01; a plain
-    tuning line's median lies under `BOLD`, a marker line's over it."""
+def test_stroke_widths_place_plain_lines_between_fine_and_bold(mnist_dir):
+    """`--stroke-widths` (where `preprocess.BOLD`, `THIN_TO` and `FINE` come from): MNIST's
+    median stroke is `THIN_TO` of a digit's height and its 90th percentile `BOLD`, to 0.01; a
+    plain tuning line's median lies between `FINE` and `BOLD`, a marker line's over `BOLD`
+    and a fine pen's under `FINE`."""
     from hdr_jax import preprocess
 
     out = _run("bench/hard_numbers.py", "--data-dir", str(mnist_dir), "--stroke-widths",
                "--numbers", "12")
     rows = {line[:40].strip(): [float(v) for v in line[40:].split()]
             for line in out.splitlines() if line.startswith(("  MNIST", "  tuning"))}
-    mnist, plain, marker = rows.values()
+    mnist, plain, marker, fine, _ = rows.values()
     assert abs(mnist[2] - preprocess.THIN_TO) < 0.01 and abs(mnist[3] - preprocess.BOLD) < 0.01
-    assert plain[2] < preprocess.BOLD < marker[2]
+    assert fine[2] < preprocess.FINE < plain[2] < preprocess.BOLD < marker[2]
 
 
 def test_a_photo_stored_turned_decodes_upright():

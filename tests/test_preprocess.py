@@ -478,6 +478,21 @@ def test_grain_inside_strokes_is_no_hole_but_a_mesh_of_cells_is():
         preprocess._check_holes(mesh)
 
 
+def test_a_printed_word_beside_a_fine_pens_number_stays_out_of_it():
+    """Three 0s drawn with a fine pen (1 pixel, 60 tall) after a printed "Total": the 0s are
+    thickened, the word is not (thickened, its letters would join and pass for writing), so
+    the line is three digits (four cuts between pieces)."""
+    from PIL import ImageDraw, ImageFont
+
+    canvas = Image.new("L", (420, 120))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((10, 58), "Total", fill=255, font=ImageFont.load_default(size=26))
+    for k in range(3):
+        draw.arc((150 + 50 * k, 25, 190 + 50 * k, 85), 0, 360, fill=255, width=1)
+    grey = 235 - 200 * np.asarray(canvas, np.float32) / 255
+    assert len(preprocess.number_line(grey).pieces) == 4
+
+
 def test_pencil_grain_taken_for_a_mesh_of_holes_is_read_smoothed():
     """Two 0s in pencil: strokes 12 pixels wide, a quarter of their pixels and some 3x3
     patches bare. The grain's holes refuse them as no handwriting; `_writing` reads them
