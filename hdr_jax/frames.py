@@ -29,6 +29,7 @@ MIN_FRAME = 0.1  # Of the upload's width and height: smaller pieces are not fram
 # filled, but its holes are grain (about a tenth of a percent): the writing in it is darker
 # still, so part of it.
 FILLED_HOLES = 0.005
+FILLED = 0.5  # A filled frame covers at least this share of its box (a plot's area: ~0.9).
 # A printed line runs at least `LINE_LENGTH` of the upload's width (height, for a vertical
 # line) and is at most `LINE_THINNESS` as thick as it is long (a 1 is ~1/7 as thick as tall).
 LINE_LENGTH, LINE_THINNESS = 0.6, 0.04
@@ -78,6 +79,8 @@ def find_frame(mask: np.ndarray) -> Frame | None:
             return Frame((y0 + hy.start, y0 + hy.stop, x0 + hx.start, x0 + hx.stop), inside)
         if np.count_nonzero(holes) < FILLED_HOLES * piece.size:  # Grain in a shadow.
             continue
+        if piece.mean() < FILLED:  # Thin lines with many holes: a row of printed cells.
+            continue
         inset = [min(_side_thickness(side), int(0.1 * len(side))) + 2
                  for side in (piece, piece[::-1], piece.T, piece.T[::-1])]
         top, bottom, left, right = inset
@@ -88,32 +91,56 @@ def find_frame(mask: np.ndarray) -> Frame | None:
 
 def remove_outline(ink: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """`ink` without a printed box drawn around the writing (`ink` itself if there is none):
-    one of the largest pieces (`labels`: numbered stroke pieces) that reaches every side of
-    its own box, each side straight, with some ink inside it. Found on the strokes, not as a
-    frame: a box printed in light grey is paper to `find_frame`'s split. A digit touching
-    the box keeps all but the box's sides; a 0 alone has nothing inside and stays."""
+    one of the largest pieces (`labels`: numbered stroke pieces) that is a printed box
+    (`box_lines`), with some ink inside it. Found on the strokes, not as a frame: a box
+    printed in light grey is paper to `find_frame`'s split. A digit touching the box keeps
+    all but the box's lines; a 0 alone has nothing inside and stays."""
     sizes = np.bincount(labels.ravel())[1:]
     for index in np.argsort(-sizes)[:3]:
         rows, cols = np.nonzero((labels == index + 1).any(1))[0], \
             np.nonzero((labels == index + 1).any(0))[0]
         sl = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
         piece = labels[sl] == index + 1
-        if min(piece.shape) < 12 or not _reaches_every_side(piece):
+        if (lines := box_lines(piece)) is None:
             continue
-        thickness = [_side_thickness(side) for side in
-                     (piece, piece[::-1], piece.T, piece.T[::-1])]
-        if min(thickness) == 0:  # A side with no straight full row: a round 0, a blob.
-            continue
-        top, bottom, left, right = (t + 1 for t in thickness)
-        sides = np.ones(piece.shape, bool)
-        sides[top:piece.shape[0] - bottom, left:piece.shape[1] - right] = False
-        inside = (labels[sl][~sides] > 0).mean() if (~sides).any() else 0.0
+        inside = (labels[sl][~lines] > 0).mean() if (~lines).any() else 0.0
         if not 0.005 <= inside <= 0.5:  # Nothing inside (a 0), or filled (a bold 1).
             continue
         out = ink.copy()
-        out[sl][sides & piece] = 0.0
+        out[sl][lines & piece] = 0.0
         return out
     return ink
+
+
+def box_lines(piece: np.ndarray) -> np.ndarray | None:
+    """Where a printed box's lines lie in its piece's own box (`piece`: bool, its pixels): its
+    four straight sides, and the walls from side to side inside it (a row of cells); None
+    where the piece is no printed box (it does not reach every side of its box, or a side
+    has no straight full row: a round 0, a blob)."""
+    if min(piece.shape) < 12 or not _reaches_every_side(piece):
+        return None
+    thickness = [_side_thickness(side) for side in (piece, piece[::-1], piece.T, piece.T[::-1])]
+    if min(thickness) == 0:
+        return None
+    top, bottom, left, right = (t + 1 for t in thickness)
+    h, w = piece.shape
+    lines = np.ones(piece.shape, bool)
+    lines[top:h - bottom, left:w - right] = False
+    inner = piece[top:h - bottom, left:w - right]
+    if inner.size:  # Walls: (near-)full columns or rows, a pixel of lean allowed.
+        walls = _full(inner, axis=0)[None, :] | _full(inner, axis=1)[:, None]
+        lines[top:h - bottom, left:w - right] = walls
+    return lines
+
+
+def _full(inner: np.ndarray, axis: int) -> np.ndarray:
+    """Which columns (axis 0) or rows (axis 1) of `inner` its ink covers from end to end,
+    give or take a pixel across, and the pixels on either side of them."""
+    from scipy import ndimage  # Deferred: see preprocess's module docstring.
+
+    slack = ndimage.maximum_filter1d(inner.astype(np.uint8), 3, axis=1 - axis)
+    full = slack.mean(axis) >= FRAME_COVERAGE
+    return ndimage.binary_dilation(full, iterations=1) if full.any() else full
 
 
 def _reaches_every_side(piece: np.ndarray) -> bool:

@@ -106,9 +106,10 @@ UNDERLINE_SLOPE, UNDERLINE_COVER, UNDERLINE_LENGTH = 0.5, 0.8, 1.2
 BOLD, THIN_TO = 0.17, 0.11
 # A line written with a fine-liner or in pencil: strokes narrower than `FINE` of the digit
 # height break into pieces and read faint, so they are thickened to `THICK_TO` (a grey
-# dilation). The tuning generator's plain lines: 5th percentile 0.048, median 0.092; a fine
-# pen's median 0.036, pencil's 0.063. `THICK_TO` read the most of 200 tuning numbers with a
-# fine pen and with pencil of 0.08, 0.11 and 0.14 (session 17).
+# dilation). The tuning generator's plain lines: 5th percentile 0.058, median 0.096; a fine
+# pen's median 0.037, pencil's 0.067 (`bench/hard_numbers.py --stroke-widths`). `THICK_TO`
+# read the most of 200 tuning numbers with a fine pen and with pencil of 0.08, 0.11 and 0.14
+# (`--thick-to`, session 17).
 FINE, THICK_TO = 0.05, 0.08
 # A printed word before or after a number (a form's "Total", "No."): set apart from the rest
 # by more than `WORD_GAP` of the tallest piece, smaller (its pieces' median height under
@@ -479,7 +480,10 @@ def _without_underline(ink: np.ndarray, labels: np.ndarray, n: int) -> np.ndarra
         if (xs.stop - xs.start < max(12, ys.stop - ys.start) or not big[k] or ys.start == 0
                 or xs.start == 0 or ys.stop == h or xs.stop == w):
             continue
-        found = _underline_band(labels[ys, xs] == k + 1)
+        piece = labels[ys, xs] == k + 1
+        if frames.box_lines(piece) is not None:  # A row of printed cells: not underlined.
+            continue
+        found = _underline_band(piece)
         if found is None:
             continue
         band, curve, above = found

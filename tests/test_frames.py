@@ -86,6 +86,33 @@ def test_a_row_of_cells_loses_its_leaning_walls_and_keeps_the_digit():
     assert (out[75:128, 155:160] == 1).all()
 
 
+def _row_of_cells(mask: np.ndarray) -> None:
+    """A form's row of five cells, 2-pixel lines, from column 40 to 360, rows 60 to 140."""
+    mask[60:62, 40:362] = mask[138:140, 40:362] = True
+    for x in range(40, 361, 80):
+        mask[60:140, x:x + 2] = True
+
+
+def test_a_row_of_cells_is_no_frame():
+    """Its lines enclose many holes, as a plot's filled area does, but fill little of their
+    box: no frame to read inside (its walls would be read as 1s)."""
+    mask = np.zeros((200, 400), bool)
+    _row_of_cells(mask)
+    _seven(mask, 75, 130, 50)
+    assert frames.find_frame(mask) is None
+
+
+def test_a_row_of_cells_with_a_digit_loses_its_lines_and_walls():
+    """`remove_outline`: a row of cells is one printed box with walls from side to side in
+    it; all of them go, the 7 in the second cell stays."""
+    cells = np.zeros((200, 400), bool)
+    _row_of_cells(cells)
+    _seven(cells, 75, 130, 50)
+    out = frames.remove_outline(cells.astype(np.float32), _pieces(cells))
+    assert out[55:145, 35:125].max() == 0 and out[55:145, 190:].max() == 0
+    assert out[75:125, 130:180].max() == 1
+
+
 def _pieces(mask: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 

@@ -493,6 +493,20 @@ def test_a_printed_word_beside_a_fine_pens_number_stays_out_of_it():
     assert len(preprocess.number_line(grey).pieces) == 4
 
 
+def test_a_number_in_a_row_of_printed_cells_is_its_digits_alone():
+    """A postcode's row of four grey cells, one 0 in each of three: the row's bottom line is
+    no underline, and its walls go with its lines (else each wall is one more digit): three
+    digits, four cuts between pieces."""
+    ink = _drawn([("arc", (60 + 80 * k, 45, 100 + 80 * k, 105), 0, 360) for k in range(3)],
+                 size=(400, 150))
+    cells = np.zeros_like(ink)
+    cells[30:32, 40:362] = cells[118:120, 40:362] = 0.5
+    for x in range(40, 361, 80):
+        cells[30:120, x:x + 2] = 0.5
+    grey = 235 - 200 * np.maximum(ink, cells)
+    assert len(preprocess.number_line(grey).pieces) == 4
+
+
 def test_pencil_grain_taken_for_a_mesh_of_holes_is_read_smoothed():
     """Two 0s in pencil: strokes 12 pixels wide, a quarter of their pixels and some 3x3
     patches bare. The grain's holes refuse them as no handwriting; `_writing` reads them
