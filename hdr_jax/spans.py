@@ -12,8 +12,8 @@ uniform target (`steps.class_targets`). A span that holds a part of one digit (u
 `PART` of its ink, little of any other) is "no digit" too when asked (`parts=True`,
 `--span-parts`): the reader otherwise cuts a 6 into "(" and "0" and reads the "(" as a sure 1.
 It is left out by default, as are spans between a part and a whole digit: half a 4 is a
-fair 1, and a model taught otherwise may doubt real 1s (the tuning numbers and single
-digits decide; BENCHMARKS.md, session 17).
+fair 1. Measured and not shipped: taught so, the model keeps touching digits together more
+often (more wrong counts on the tuning numbers; BENCHMARKS.md, session 17).
 """
 
 from __future__ import annotations
