@@ -34,6 +34,7 @@ FILLED = 0.5  # A filled frame covers at least this share of its box (a plot's a
 # line) and is at most `LINE_THINNESS` as thick as it is long (a 1 is ~1/7 as thick as tall).
 LINE_LENGTH, LINE_THINNESS = 0.6, 0.04
 BAR_THINNESS = 0.1  # A printed bar between two lines (a form cell's wall) is this thin.
+EDGE_STEP = 0.5  # Of an outline's contrast, found across its inner edge (`sharp`).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +142,32 @@ def _full(inner: np.ndarray, axis: int) -> np.ndarray:
     slack = ndimage.maximum_filter1d(inner.astype(np.uint8), 3, axis=1 - axis)
     full = slack.mean(axis) >= FRAME_COVERAGE
     return ndimage.binary_dilation(full, iterations=1) if full.any() else full
+
+
+def sharp(ink: np.ndarray, frame: Frame) -> bool:
+    """Whether an outline frame's inner edge is a step in `ink` (the picture the frame was
+    found on, polarised), as a bezel's or a printed box's is, not a ramp, as the dark corners
+    of a flash photo are: across 6 pixels at the edge, ink changes by at least `EDGE_STEP` of
+    the whole difference between the outline and what it encloses."""
+    from scipy import ndimage  # Deferred: see preprocess's module docstring.
+
+    if frame.inside is None:
+        return True
+    y0, y1, x0, x1 = frame.box
+    pad = 12
+    inside = np.zeros(ink.shape, bool)
+    inside[y0:y1, x0:x1] = frame.inside
+    window = (slice(max(0, y0 - pad), y1 + pad), slice(max(0, x0 - pad), x1 + pad))
+    inside, ink = inside[window], ink[window]
+    rings = [ndimage.binary_dilation(inside, iterations=k) for k in (3, 6, 12)]
+    just_in = inside & ~ndimage.binary_erosion(inside, iterations=3)
+    just_out = rings[1] & ~rings[0]
+    outline = ~rings[2]  # Beyond the edge: the frame itself (where the window holds it).
+    if not (just_in.any() and just_out.any() and outline.any()):
+        return True
+    whole = float(np.median(ink[outline]) - np.median(ink[inside]))
+    step = float(np.median(ink[just_out]) - np.median(ink[just_in]))
+    return abs(step) >= EDGE_STEP * abs(whole)
 
 
 def _reaches_every_side(piece: np.ndarray) -> bool:

@@ -723,7 +723,7 @@ def preprocess_digit(image: Decoded | np.ndarray, look_inside: int = 2) -> Digit
     work, factor = _working_copy(grey)
     ink = polarised(work)
     region = _region(ink)
-    if look_inside and (inner := _inside_frame(image, region, factor)):
+    if look_inside and (inner := _inside_frame(image, ink, region, factor)):
         try:
             digit = preprocess_digit(inner[0], look_inside - 1)
             return dataclasses.replace(digit, box=_shift(digit.box, *inner[1:]))
@@ -736,15 +736,16 @@ def preprocess_digit(image: Decoded | np.ndarray, look_inside: int = 2) -> Digit
     return Digit(to_mnist(ink), box)
 
 
-def _inside_frame(image: Decoded | np.ndarray, region: np.ndarray, factor: float
-                  ) -> tuple[Decoded, int, int] | None:
-    """What is inside a frame in the picture (`region`: `_region` of the working copy,
-    `polarised`), as an upload of its own (a colour picture in grey by colour contrast), and
-    its offset in the upload's pixels; None without a frame. Frames are found before
-    lighting is removed: a plot's filled area is wider than any stroke, so `ink_map` would
-    take it for paper."""
+def _inside_frame(image: Decoded | np.ndarray, ink: np.ndarray, region: np.ndarray,
+                  factor: float) -> tuple[Decoded, int, int] | None:
+    """What is inside a frame in the picture (`ink`: the working copy `polarised`, `region`:
+    its `_region`), as an upload of its own (a colour picture in grey by colour contrast),
+    and its offset in the upload's pixels; None without a frame, or where an outline's edge
+    is a ramp, not a step (a flash photo's dark corners). Frames are found before lighting
+    is removed: a plot's filled area is wider than any stroke, so `ink_map` would take it
+    for paper."""
     frame = frames.find_frame(region)
-    if frame is None:
+    if frame is None or not frames.sharp(ink, frame):
         return None
     grey, scale = _unpack(image)
     y0, y1, x0, x1 = (int(round(v * factor)) for v in frame.box)
@@ -926,7 +927,7 @@ def number_line(image: Decoded | np.ndarray, look_inside: int = 2, closer: bool 
     work, factor = _working_copy(grey)
     ink = polarised(work)
     region = _region(ink)
-    if look_inside and (inner := _inside_frame(image, region, factor)):
+    if look_inside and (inner := _inside_frame(image, ink, region, factor)):
         try:
             return _shifted(number_line(inner[0], look_inside - 1), *inner[1:])
         except NoDigitFound:

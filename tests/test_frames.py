@@ -25,6 +25,20 @@ def test_an_outline_frame_gives_what_it_encloses():
     assert frame.inside[100 - y0, 150 - x0] and not frame.inside[0, 0]
 
 
+def test_a_bezels_edge_is_sharp_and_a_flash_photos_dark_corners_are_not():
+    """`sharp`: the same outline frame (a box 40-160 x 60-260, what it encloses eroded by 3
+    as `find_frame` gives it) on a bezel, dark beyond a step, and on a flash photo's corners,
+    darkening smoothly from the middle out."""
+    yy, xx = np.mgrid[:200, :320].astype(np.float32)
+    inside = np.zeros((120, 200), bool)
+    inside[3:-3, 3:-3] = True
+    frame = frames.Frame((40, 160, 60, 260), inside)
+    bezel = np.ones((200, 320), np.float32)
+    bezel[40:160, 60:260] = 0.2
+    ramp = np.hypot((yy - 100) / 100, (xx - 160) / 160).astype(np.float32)
+    assert frames.sharp(bezel, frame) and not frames.sharp(ramp, frame)
+
+
 def test_a_filled_frame_with_the_digit_as_holes_gives_its_area():
     mask = np.zeros((300, 300), bool)
     mask[50:250, 40:240] = True       # A plot's dark area ...
