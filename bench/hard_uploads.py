@@ -344,9 +344,13 @@ def _cells(paper: np.ndarray, ink: np.ndarray, rng: np.random.Generator) -> np.n
     ends = np.nonzero(cols[:-1] & ~cols[1:])[0] + 1
     starts = np.concatenate([[0], starts]) if cols[0] else starts
     ends = np.concatenate([ends, [len(cols)]]) if cols[-1] else ends
-    keep = [0] + [k for k in range(1, len(starts)) if starts[k] - ends[k - 1] > 0.2 * height]
-    digits = [(starts[k], (ends[keep[i + 1] - 1] if i + 1 < len(keep) else ends[-1]))
-              for i, k in enumerate(keep)]  # Ink runs closer than a fifth of a line: one digit.
+    # Runs of ink columns; runs closer than a fifth of a line apart are one digit's.
+    digits: list[tuple[int, int]] = []
+    for start, end in zip(starts, ends, strict=True):
+        if digits and start - digits[-1][1] <= 0.2 * height:
+            digits[-1] = (digits[-1][0], end)
+        else:
+            digits.append((start, end))
     walls = [(a[1] + b[0]) // 2 for a, b in itertools.pairwise(digits)]
     pad = int(height * rng.uniform(0.15, 0.35))
     walls = [max(0, digits[0][0] - pad), *walls, min(ink.shape[1] - 1, digits[-1][1] + pad)]

@@ -96,11 +96,12 @@ def remove_outline(ink: np.ndarray, labels: np.ndarray) -> np.ndarray:
     (`box_lines`), with some ink inside it. Found on the strokes, not as a frame: a box
     printed in light grey is paper to `find_frame`'s split. A digit touching the box keeps
     all but the box's lines; a 0 alone has nothing inside and stays."""
+    from scipy import ndimage  # Deferred: see preprocess's module docstring.
+
     sizes = np.bincount(labels.ravel())[1:]
+    objects = ndimage.find_objects(labels)
     for index in np.argsort(-sizes)[:3]:
-        rows, cols = np.nonzero((labels == index + 1).any(1))[0], \
-            np.nonzero((labels == index + 1).any(0))[0]
-        sl = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        sl = objects[index]
         piece = labels[sl] == index + 1
         if (lines := box_lines(piece)) is None:
             continue
