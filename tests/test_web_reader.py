@@ -172,6 +172,32 @@ def test_the_page_refuses_small_and_pencil_numbers_as_the_server_does_and_mostly
     assert sum(a == b for a, b in zip(*read, strict=True)) >= 14
 
 
+def test_the_page_reads_cells_a_fine_pen_and_a_flash_as_the_server_does(reader, real_mnist):
+    """Session 17's reader on the page too: numbers in a row of printed cells, written with a
+    fine pen, and photographed with a flash (4 each, tuning digits); a digit in a printed box
+    (4). The page answers as the server does on all of them but at most one (the browser's
+    JPEG decoder differs from Pillow's by a level here and there)."""
+    from bench.hard_numbers import TUNING_DIGITS, make_numbers
+    from bench.hard_uploads import framed_upload
+
+    numbers = [number for effect in ("cells", "fine pen", "flash") for number in
+               make_numbers(real_mnist.test, 4, 7, TUNING_DIGITS, frozenset({effect}))]
+    server, page = _read_numbers(reader, numbers)
+    read = [p.get("number") for p in page], [getattr(r, "number", None) for r in server]
+    rng = np.random.default_rng(7)
+    boxes = [framed_upload(real_mnist.test.images[i], "box", rng) for i in range(4)]
+    from hdr_jax.inference import Predictor
+    from hdr_jax.lifecycle import checkpoint_path
+    from hdr_jax.recognition import Recognizer
+
+    box_server = Recognizer(Predictor.from_checkpoint(checkpoint_path())).read(boxes)
+    box_page = reader.read(boxes)
+    agree = sum(a == b for a, b in zip(*read, strict=True)) + sum(
+        p.get("digit") == getattr(r, "digit", None) for p, r in zip(box_page, box_server,
+                                                                   strict=True))
+    assert agree >= 15, (read, box_page)
+
+
 def test_the_page_cuts_a_line_of_uneven_digits_as_the_server_does(reader):
     from hdr_jax import preprocess
     from tests.test_preprocess import digits_of_uneven_height

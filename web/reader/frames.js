@@ -6,7 +6,10 @@ import * as nd from "./ndimage.js";
 const FRAME_COVERAGE = 0.9, FRAME_BAND = 0.12;
 const MIN_FRAME = 0.1;
 const FILLED_HOLES = 0.005;
+const FILLED = 0.5;
 const LINE_LENGTH = 0.6, LINE_THINNESS = 0.04;
+const BAR_THINNESS = 0.1;
+const EDGE_STEP = 0.5;
 
 export class Pattern extends Error {}
 
@@ -47,6 +50,7 @@ export function findFrame(mask) {
     }
     const holePixels = holes.labels.reduce((n, v) => n + (v > 0), 0);
     if (holePixels < FILLED_HOLES * piece.data.length) continue; // Grain in a shadow.
+    if (nd.count(piece) < FILLED * piece.data.length) continue; // A row of printed cells.
     const [top, bottom, left, right] = [piece, flip(piece), transpose(piece), flip(transpose(piece))]
       .map((side) => Math.min(sideThickness(side), Math.trunc(0.1 * side.h)) + 2);
     if (y1 - y0 - top - bottom > 8 && x1 - x0 - left - right > 8) {
@@ -54,6 +58,102 @@ export function findFrame(mask) {
     }
   }
   return null;
+}
+
+/** frames.remove_outline: `ink` without a printed box around the writing (the same object
+ * where there is none). `labelled`: the numbered stroke pieces. */
+export function removeOutline(ink, labelled) {
+  const { labels, n } = labelled;
+  if (!n) return ink;
+  const pieceSizes = nd.sizes(labels, n);
+  const order = Array.from({ length: n }, (_, i) => i + 1)
+    .sort((a, b) => pieceSizes[b] - pieceSizes[a]).slice(0, 3);
+  const allBoxes = nd.boxes(labelled);
+  for (const index of order) {
+    const [y0, y1, x0, x1] = allBoxes[index];
+    const piece = pieceOf(labelled, index, allBoxes[index]);
+    const lines = boxLines(piece);
+    if (!lines) continue;
+    let enclosed = 0, inked = 0;
+    for (let y = y0; y < y1; y++) {
+      for (let x = x0; x < x1; x++) {
+        if (lines.data[(y - y0) * piece.w + x - x0]) continue;
+        enclosed++;
+        if (labels[y * labelled.w + x] > 0) inked++;
+      }
+    }
+    const inside = enclosed ? inked / enclosed : 0;
+    if (!(inside >= 0.005 && inside <= 0.5)) continue; // Nothing inside (a 0), or a bold 1.
+    const out = nd.map(ink, (v) => v);
+    for (let y = y0; y < y1; y++) {
+      for (let x = x0; x < x1; x++) {
+        const j = (y - y0) * piece.w + x - x0;
+        if (lines.data[j] && piece.data[j]) out.data[y * ink.w + x] = 0;
+      }
+    }
+    return out;
+  }
+  return ink;
+}
+
+/** frames.box_lines: a printed box's sides and walls in its piece's own box, or null. */
+export function boxLines(piece) {
+  if (Math.min(piece.h, piece.w) < 12 || !reachesEverySide(piece)) return null;
+  const thickness = [piece, flip(piece), transpose(piece), flip(transpose(piece))].map(sideThickness);
+  if (Math.min(...thickness) === 0) return null;
+  const [top, bottom, left, right] = thickness.map((t) => t + 1);
+  const { h, w } = piece;
+  const lines = nd.image(h, w, Uint8Array);
+  lines.data.fill(1);
+  if (h - bottom > top && w - right > left) {
+    const inner = nd.crop(piece, top, h - bottom, left, w - right);
+    const columns = full(inner, 0), rows = full(inner, 1);
+    for (let y = top; y < h - bottom; y++) {
+      for (let x = left; x < w - right; x++) lines.data[y * w + x] = columns[x - left] || rows[y - top] ? 1 : 0;
+    }
+  }
+  return lines;
+}
+
+/** frames._full: which columns (axis 0) or rows (axis 1) ink covers end to end, give or take
+ * a pixel across, and their neighbours. */
+function full(inner, axis) {
+  const slack = nd.maximumFilter1d(inner, 3, 1 - axis);
+  const { h, w } = inner;
+  const [n, len] = axis === 0 ? [w, h] : [h, w];
+  const isFull = new Uint8Array(n);
+  for (let k = 0; k < n; k++) {
+    let covered = 0;
+    for (let i = 0; i < len; i++) covered += slack.data[axis === 0 ? i * w + k : k * w + i] ? 1 : 0;
+    isFull[k] = covered / len >= FRAME_COVERAGE ? 1 : 0;
+  }
+  return isFull.map((v, k) => (v || isFull[k - 1] || isFull[k + 1] ? 1 : 0));
+}
+
+/** frames.sharp: whether an outline frame's inner edge is a step in `ink`, not a ramp. */
+export function sharp(ink, frame) {
+  if (!frame.inside) return true;
+  const [y0, y1, x0, x1] = frame.box;
+  const pad = 12;
+  const wy0 = Math.max(0, y0 - pad), wy1 = Math.min(ink.h, y1 + pad);
+  const wx0 = Math.max(0, x0 - pad), wx1 = Math.min(ink.w, x1 + pad);
+  const inside = nd.image(wy1 - wy0, wx1 - wx0, Uint8Array);
+  paste(inside, frame.inside, [y0 - wy0, y1 - wy0, x0 - wx0, x1 - wx0]);
+  const window = nd.crop(ink, wy0, wy1, wx0, wx1);
+  const rings = [3, 6, 12].map((k) => nd.binaryDilation(inside, k));
+  const eroded = nd.binaryErosion(inside, 3);
+  const groups = { justIn: [], justOut: [], outline: [], inside: [] };
+  inside.data.forEach((v, i) => {
+    const value = window.data[i];
+    if (v) groups.inside.push(value);
+    if (v && !eroded.data[i]) groups.justIn.push(value);
+    if (rings[1].data[i] && !rings[0].data[i]) groups.justOut.push(value);
+    if (!rings[2].data[i]) groups.outline.push(value);
+  });
+  if (!groups.justIn.length || !groups.justOut.length || !groups.outline.length) return true;
+  const whole = nd.median(groups.outline) - nd.median(groups.inside);
+  const step = nd.median(groups.justOut) - nd.median(groups.justIn);
+  return Math.abs(step) >= EDGE_STEP * Math.abs(whole);
 }
 
 function flip(img) {
@@ -179,9 +279,9 @@ function barsBetween(strokes, nearLines) {
     const box = allBoxes[i];
     const piece = pieceOf(labelled, i, box);
     const { h, w } = piece;
-    if (Math.min(h, w) > 0.25 * Math.max(h, w) || nd.count(piece) / (h * w) < 0.6 || Math.max(h, w) < 6) continue;
-    const near = nd.crop(nearLines, ...box);
     const upright = h >= w;
+    if (Math.min(h, w) > 0.25 * Math.max(h, w) || Math.max(h, w) < 6 || !straight(piece, upright)) continue;
+    const near = nd.crop(nearLines, ...box);
     const touches = (at) => {
       for (let k = 0; k < (upright ? w : h); k++) {
         const j = upright ? at * w + k : k * w + at;
@@ -196,6 +296,23 @@ function barsBetween(strokes, nearLines) {
     }
   }
   return { bars, count, rows: spans.size };
+}
+
+/** frames._straight: a thin piece whose rows (columns) are short runs along one line. */
+function straight(piece, upright) {
+  const along = upright ? piece : transpose(piece);
+  const n = along.h, centres = [];
+  for (let y = 0; y < n; y++) {
+    let count = 0, sum = 0;
+    for (let x = 0; x < along.w; x++) if (along.data[y * along.w + x]) { count++; sum += x; }
+    if (count === 0 || count > BAR_THINNESS * n + 2) return false;
+    centres.push(sum / count);
+  }
+  const tMean = (n - 1) / 2, cMean = centres.reduce((a, b) => a + b, 0) / n;
+  let num = 0, den = 0;
+  centres.forEach((c, t) => { num += (t - tMean) * (c - cMean); den += (t - tMean) ** 2; });
+  const slope = den ? num / den : 0;
+  return centres.every((c, t) => Math.abs(c - (cMean + slope * (t - tMean))) <= 1.5);
 }
 
 /** frames.colour_contrast: a colour picture in grey by distance from its median colour. */

@@ -147,6 +147,15 @@ export function greyErosion3(img, square) {
   return map(down, (v, i) => Math.min(v, across.data[i]), img.data.constructor);
 }
 
+/** scipy.ndimage.grey_dilation(img, footprint=generate_binary_structure(2, square ? 2 : 1)):
+ * the greatest value in each pixel's 3x3 square, or its cross of five. */
+export function greyDilation3(img, square) {
+  const down = maximumFilter1d(img, 3, 0);
+  if (square) return maximumFilter1d(down, 3, 1);
+  const across = maximumFilter1d(img, 3, 1);
+  return map(down, (v, i) => Math.max(v, across.data[i]), img.data.constructor);
+}
+
 /** scipy.ndimage.grey_opening(img, size=(size, size)): erosion, then a dilation whose window
  * an even size shifts by one, so the two line up. */
 export function greyOpening(img, size) {

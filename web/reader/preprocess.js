@@ -19,6 +19,7 @@ const SMALL_LINE = 20;  // preprocess.SMALL_LINE
 const GRAINY = 0.3, GRAIN_SIGMA = 1.5, LOCAL_INK = 0.5;
 const UNDERLINE_SLOPE = 0.5, UNDERLINE_COVER = 0.8, UNDERLINE_LENGTH = 1.2;
 const BOLD = 0.17, THIN_TO = 0.11;  // preprocess.BOLD, THIN_TO
+const FINE = 0.05, THICK_TO = 0.08;  // preprocess.FINE, THICK_TO
 const WORD_GAP = 0.35, SMALLER_WORD = 0.8, PRINTED_LETTERS = 3, LETTER_GAP = 0.3, BASELINE = 0.04;  // preprocess's
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
@@ -322,6 +323,8 @@ function keepDigitComponents(inkIn, alongALine = false) {
     throw err;
   }
   if (withoutLines !== ink) { ink = withoutLines; labelled = strokePieces(ink); }
+  const withoutBox = frames.removeOutline(ink, labelled);
+  if (withoutBox !== ink) { ink = withoutBox; labelled = strokePieces(ink); }
   if (labelled.n === 0) throw new NoDigitFound();
   const pieceSizes = nd.sizes(labelled.labels, labelled.n).slice(1);
   alongTheEdges(labelled, pieceSizes);  // Not writing: never kept.
@@ -364,6 +367,7 @@ function withoutUnderline(ink, labelled) {
     for (let y = y0; y < y1; y++) {
       for (let x = x0; x < x1; x++) piece.data[(y - y0) * piece.w + x - x0] = labels[y * w + x] === k ? 1 : 0;
     }
+    if (frames.boxLines(piece)) continue; // A row of printed cells: not underlined.
     const found = underlineBand(piece);
     if (!found) continue;
     // The writing above the line that does not touch it: pieces centred over it, ending above.
@@ -528,7 +532,17 @@ function extent(img) {
 
 /** preprocess._writing: the kept strokes, found again smoothed where they are grainy. */
 function writing(work, ink, brighter, alongALine) {
-  const strokes = keepDigitComponents(inkMap(work, ink, brighter, alongALine), alongALine);
+  const found = inkMap(work, ink, brighter, alongALine);
+  let strokes;
+  try {
+    strokes = keepDigitComponents(found, alongALine);
+  } catch (err) {
+    // Grain in pencil or chalk strokes counts as holes or pieces; smoothed, it does not.
+    if (!(err instanceof NotHandwriting)) throw err;
+    if (pits(nd.map(found, (v) => (v > STROKE ? 1 : 0), Uint8Array)) <= GRAINY) throw err;
+    return keepDigitComponents(inkMap(work, nd.gaussianFilter(ink, GRAIN_SIGMA), brighter, alongALine),
+                               alongALine);
+  }
   const [ys, xs] = extent(strokes);
   const box = nd.crop(strokes, Math.max(0, ys[0] - 1), Math.min(strokes.h, ys[1] + 2),
                       Math.max(0, xs[0] - 1), Math.min(strokes.w, xs[1] + 2));
@@ -627,7 +641,7 @@ export function preprocessDigit(upload, lookInside = 2) {
   const [work, factor] = workingCopy(grey);
   let ink = polarised(work);
   const brighter = region(ink);
-  const inner = lookInside ? insideFrame(upload, brighter, factor) : null;
+  const inner = lookInside ? insideFrame(upload, ink, brighter, factor) : null;
   if (inner) {
     try {
       const digit = preprocessDigit(inner.upload, lookInside - 1);
@@ -643,9 +657,9 @@ export function preprocessDigit(upload, lookInside = 2) {
   return { image: toMnist(ink), box };
 }
 
-function insideFrame(upload, brighter, factor) {
+function insideFrame(upload, ink, brighter, factor) {
   const frame = frames.findFrame(brighter);
-  if (!frame) return null;
+  if (!frame || !frames.sharp(ink, frame)) return null;
   const { grey, scale, rgb } = unpack(upload);
   const [y0, y1, x0, x1] = frame.box.map((v) => roundHalfEven(v * factor));
   let inner = rgb ? frames.colourContrast(cropRgb(rgb, y0, y1, x0, x1)) : nd.crop(grey, y0, y1, x0, x1);
@@ -814,7 +828,7 @@ export function numberLine(upload, lookInside = 2, closer = true) {
   const [work, factor] = workingCopy(grey);
   let ink = polarised(work);
   const brighter = region(ink);
-  const inner = lookInside ? insideFrame(upload, brighter, factor) : null;
+  const inner = lookInside ? insideFrame(upload, ink, brighter, factor) : null;
   if (inner) {
     try {
       return shifted(numberLine(inner.upload, lookInside - 1), inner);
@@ -832,9 +846,12 @@ export function numberLine(upload, lookInside = 2, closer = true) {
       if (!(err instanceof NoDigitFound)) throw err;
     }
   }
-  const thin = thinned(ink, lineHeight);
-  if (thin) {
-    ink = thin;
+  // Only the writing the cuts span: a printed word beside it, thickened, would pass for writing.
+  const first = cuts[0], last = cuts[cuts.length - 1];
+  const writingOnly = nd.map(ink, (v, i) => { const x = i % ink.w; return x >= first && x <= last ? v : 0; });
+  const changed = restroked(writingOnly, lineHeight);
+  if (changed) {
+    ink = changed;
     ({ cuts, between, spans, lineHeight } = segmentNumber(ink));
   }
   const size = [roundHalfEven(grey.w * scale), roundHalfEven(grey.h * scale)];
@@ -862,14 +879,22 @@ export function strokeWidth(ink) {
   return 2 * nd.median(ridge) - 1;
 }
 
-/** preprocess._thinned: bold strokes (a marker) thinned to MNIST's usual width (square and
- * cross erosions in turn), or null. */
-function thinned(ink, lineHeight) {
+/** preprocess._restroked: bold strokes (a marker) thinned to MNIST's usual width, fine ones
+ * (a fine pen, pencil) thickened to THICK_TO (square and cross erosions or dilations in
+ * turn), or null. */
+function restroked(ink, lineHeight) {
   const width = strokeWidth(ink);
-  const radius = roundHalfEven((width - THIN_TO * lineHeight) / 2);
-  if (width <= BOLD * lineHeight || radius < 1) return null;
+  let change, radius;
+  if (width > BOLD * lineHeight) {
+    [change, radius] = [nd.greyErosion3, roundHalfEven((width - THIN_TO * lineHeight) / 2)];
+  } else if (width < FINE * lineHeight) {
+    [change, radius] = [nd.greyDilation3, roundHalfEven((THICK_TO * lineHeight - width) / 2)];
+  } else {
+    return null;
+  }
+  if (radius < 1) return null;
   let out = ink;
-  for (let step = 0; step < radius; step++) out = nd.greyErosion3(out, step % 2 === 0);
+  for (let step = 0; step < radius; step++) out = change(out, step % 2 === 0);
   return out.data.some((v) => v > STROKE) ? out : null;
 }
 
