@@ -392,9 +392,9 @@ def _stamp(shape: tuple[int, int], number: tuple[int, int, int, int],
     """A round rubber stamp (multiplies the picture): one or two rings 0.6-1.2 line heights
     across, red, blue or purple, patchy as stamp ink is, centred within a line height of the
     number anywhere along it, so that it often crosses the writing."""
-    top, left, h, w = number
+    h = number[2]
     gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
-    cy, cx = top + h / 2 + rng.uniform(-1, 1) * h, left + rng.uniform(0, 1) * w
+    cy, cx = _near(number, rng)
     radius = rng.uniform(0.6, 1.2) * h
     distance = np.hypot(gy - cy, gx - cx)
     width = rng.uniform(0.05, 0.1) * radius
@@ -418,10 +418,25 @@ def _flash(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     r2 = ((gy - h / 2) / (h / 2)) ** 2 + ((gx - w / 2) / (w / 2)) ** 2
     lit = 1 - rng.uniform(0.3, 0.6) * np.clip(r2 / 2, 0, 1)
     rgb = rgb * lit[..., None] * np.array([0.95, 0.98, 1.05], np.float32)
-    radius = rng.uniform(0.05, 0.12) * max(h, w)
+    return _washed_out(rgb, rng.uniform(0.05, 0.12) * max(h, w), (0.7, 1.0), rng)
+
+
+def _washed_out(rgb: np.ndarray, radius: float, strength: tuple[float, float],
+                rng: np.random.Generator) -> np.ndarray:
+    """`rgb` under a bright spot (a lamp's glare, a flash's hot spot) of `radius` pixels
+    anywhere, taking it `strength` (drawn from the range) of the way to white at its middle."""
+    h, w, _ = rgb.shape
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
     spot = np.exp(-((gy - rng.uniform(0, h)) ** 2 + (gx - rng.uniform(0, w)) ** 2)
                   / (2 * radius ** 2))
-    return rgb + (1 - rgb) * (rng.uniform(0.7, 1.0) * spot)[..., None]
+    return rgb + (1 - rgb) * (rng.uniform(*strength) * spot)[..., None]
+
+
+def _near(number: tuple[int, int, int, int], rng: np.random.Generator) -> tuple[float, float]:
+    """A point within a line height of the number's middle row, anywhere along it: where a
+    ring (a stamp's, a cup's) is centred so that it often crosses the writing."""
+    top, left, h, w = number
+    return top + h / 2 + rng.uniform(-1, 1) * h, left + rng.uniform(0, 1) * w
 
 
 def _coffee_ring(shape: tuple[int, int], number: tuple[int, int, int, int],
@@ -429,9 +444,9 @@ def _coffee_ring(shape: tuple[int, int], number: tuple[int, int, int, int],
     """A coffee cup's ring (multiplies the picture, [h, w, 3]): brown, darkest at its rim, 1.2-3
     line heights across, centred within a line height of the number's middle row and anywhere
     along it, so that it often crosses the writing."""
-    top, left, h, w = number
+    h = number[2]
     gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
-    cy, cx = top + h / 2 + rng.uniform(-1, 1) * h, left + rng.uniform(0, 1) * w
+    cy, cx = _near(number, rng)
     radius = rng.uniform(0.6, 1.5) * h
     dist = np.hypot(gy - cy, gx - cx)
     rim = np.exp(-((dist - radius) / (rng.uniform(0.02, 0.06) * radius)) ** 2)
@@ -573,11 +588,7 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         rgb += rng.normal(0, rng.uniform(0.02, 0.06), rgb.shape).astype(np.float32)
         rgb += ndimage.gaussian_filter(rng.normal(0, 0.03, rgb.shape), (1.5, 1.5, 0))
     if "glare" in unseen:  # A lamp or flash reflected by the sheet: part of it washed out.
-        gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
-        radius = rng.uniform(0.15, 0.4) * max(H, W)
-        spot = np.exp(-((gy - rng.uniform(0, H)) ** 2 + (gx - rng.uniform(0, W)) ** 2)
-                      / (2 * radius ** 2))
-        rgb = rgb + (1 - rgb) * (rng.uniform(0.4, 0.85) * spot)[..., None]
+        rgb = _washed_out(rgb, rng.uniform(0.15, 0.4) * max(H, W), (0.4, 0.85), rng)
     image = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.6)))
     if "motion" in unseen and rng.random() < 0.5:  # Hand shake: motion blur.
