@@ -35,6 +35,31 @@ FILLED = 0.5  # A filled frame covers at least this share of its box (a plot's a
 LINE_LENGTH, LINE_THINNESS = 0.6, 0.04
 BAR_THINNESS = 0.1  # A printed bar between two lines (a form cell's wall) is this thin.
 EDGE_STEP = 0.5  # Of an outline's contrast, found across its inner edge (`sharp`).
+# A rubber stamp's ring: circles through three stroke pixels are tried (`RING_TRIES`, the
+# pixels spread by a fixed hash, so the page's port draws the same), and one is a ring where
+# its ink, within `RING_BAND` of its radius, fills `RING_COVERAGE` of its arcs inside the
+# picture (at least a third of the circle lies there).
+RING_TRIES, RING_POINTS, RING_ARCS = 200, 1000, 48
+RING_BAND, RING_COVERAGE = 0.06, 0.75
+RING_FILL = 0.4  # Of a ring's band: the share its ink covers, at least.
+# A stamp's second ring lies between SECOND[0] and SECOND[1] times the other's radius, inside
+# it, or as far outside.
+SECOND = (0.55, 0.9)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ring:
+    """A circle of ink (a stamp's ring): its centre, radius and half-thickness, in pixels."""
+
+    y: float
+    x: float
+    radius: float
+    half_width: float
+
+    def distance(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Each pixel's distance from the ring's middle line."""
+        gy, gx = np.ogrid[0:shape[0], 0:shape[1]]
+        return np.abs(np.hypot(gy - self.y, gx - self.x) - self.radius)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +137,112 @@ def remove_outline(ink: np.ndarray, labels: np.ndarray) -> np.ndarray:
         out[sl][lines & piece] = 0.0
         return out
     return ink
+
+
+def find_ring(mask: np.ndarray, smaller_than: float = np.inf) -> Ring | None:
+    """The circle of ink in `mask` (a stamp's ring; a 0 or a loop of a digit is one too, and
+    the caller tells them apart by size) whose ink fills the most arcs, or None;
+    `smaller_than`: of a radius (a ring inside another). RANSAC: each try is the circle
+    through three stroke pixels, kept where ink fills most of its arcs inside the picture; the
+    best is refitted to the pixels along it (least squares)."""
+    ys, xs = np.nonzero(mask)
+    if ys.size < 30:
+        return None
+    step = -(-ys.size // RING_POINTS)
+    py, px = ys[::step].astype(np.float64), xs[::step].astype(np.float64)
+    m, k = py.size, np.arange(RING_TRIES)
+    a, b, c = (k * 7919) % m, (k * 104729 + m // 3) % m, (k * 1299709 + 2 * m // 3) % m
+    y, x = _circle_through((py[a], px[a]), (py[b], px[b]), (py[c], px[c]))
+    radius = np.hypot(py[a] - y, px[a] - x)
+    tries = np.isfinite(radius) & (radius >= 6) & (radius <= min(max(mask.shape), smaller_than))
+    y, x, radius = y[tries], x[tries], radius[tries]
+    if radius.size == 0:
+        return None
+    off = np.abs(np.hypot(py[None] - y[:, None], px[None] - x[:, None]) - radius[:, None])
+    on = off <= np.maximum(1.5, RING_BAND * radius)[:, None]
+    arc = np.floor(np.arctan2(py[None] - y[:, None], px[None] - x[:, None])
+                   / (2 * np.pi) * RING_ARCS).astype(np.intp) % RING_ARCS
+    inked = np.zeros((radius.size, RING_ARCS), bool)
+    inked[np.nonzero(on)[0], arc[on]] = True
+    middles = (np.arange(RING_ARCS) + 0.5) / RING_ARCS * 2 * np.pi
+    cy = y[:, None] + radius[:, None] * np.sin(middles)
+    cx = x[:, None] + radius[:, None] * np.cos(middles)
+    shown = (cy >= 0) & (cy < mask.shape[0]) & (cx >= 0) & (cx < mask.shape[1])
+    ring = ((shown.sum(1) >= RING_ARCS // 3)
+            & ((inked & shown).sum(1) >= RING_COVERAGE * shown.sum(1)))
+    if not ring.any():
+        return None
+    # The most arcs inked first: a stamp's ring, drawn whole, before a circle that grazes the
+    # writing where it lies inside the picture. A ring is solid ink along its middle line;
+    # an arc along a line of writing crosses strokes and paper in turn.
+    # Of those, the largest: a stamp's ring before a loop of a digit it crosses.
+    score = (inked & shown).sum(1) * (m + 1) + on.sum(1)
+    found = [_refit(ys, xs, Ring(float(y[k]), float(x[k]), float(radius[k]), 0.0))
+             for k in np.argsort(-np.where(ring, score, -1))[:min(int(ring.sum()), 8)]]
+    return max((r for r in found if _fill(mask, r) >= RING_FILL), key=lambda r: r.radius,
+               default=None)
+
+
+def _fill(mask: np.ndarray, ring: Ring) -> float:
+    """The share of `ring`'s band (its middle line, within its half-thickness) inside the
+    picture that `mask` covers."""
+    band = ring.distance(mask.shape) <= ring.half_width
+    return float(mask[band].mean()) if band.any() else 0.0
+
+
+def _circle_through(p: tuple, q: tuple, r: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The centres (y, x) of the circles through three points each (arrays of y, x)."""
+    (y1, x1), (y2, x2), (y3, x3) = p, q, r
+    d = 2 * (x1 * (y2 - y3) + x2 * (y3 - y1) + x3 * (y1 - y2))
+    s1, s2, s3 = x1 ** 2 + y1 ** 2, x2 ** 2 + y2 ** 2, x3 ** 2 + y3 ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):  # (Three points in a line: no circle.)
+        return ((s1 * (x3 - x2) + s2 * (x1 - x3) + s3 * (x2 - x1)) / d,
+                (s1 * (y2 - y3) + s2 * (y3 - y1) + s3 * (y1 - y2)) / d)
+
+
+def second_ring(mask: np.ndarray, ring: Ring) -> Ring | None:
+    """A second ring about `ring`'s centre (a stamp's two rings: `ring` may be either), in
+    `mask` without `ring`'s own ink, or None: the radius, `SECOND` times `ring`'s or its
+    inverse, that most stroke pixels lie at, where ink fills `RING_COVERAGE` of its arcs
+    inside the picture."""
+    ys, xs = np.nonzero(mask)
+    distance = np.hypot(ys - ring.y, xs - ring.x)
+    lo, hi = SECOND[0] * ring.radius, ring.radius / SECOND[0]
+    apart = (distance >= lo) & (distance < hi) & (np.abs(distance - ring.radius)
+                                                  >= (1 - SECOND[1]) * ring.radius)
+    if apart.sum() < 30:
+        return None
+    counts = np.bincount((distance[apart] - lo).astype(np.intp))
+    width = max(1, int(ring.half_width))
+    radius = lo + int(np.argmax(np.convolve(counts, np.ones(2 * width + 1), mode="same"))) + 0.5
+    on = np.abs(distance - radius) <= width
+    arcs = np.floor(np.arctan2(ys[on] - ring.y, xs[on] - ring.x) / (2 * np.pi) * RING_ARCS
+                    ).astype(np.intp) % RING_ARCS
+    middles = (np.arange(RING_ARCS) + 0.5) / RING_ARCS * 2 * np.pi
+    cy, cx = ring.y + radius * np.sin(middles), ring.x + radius * np.cos(middles)
+    shown = (cy >= 0) & (cy < mask.shape[0]) & (cx >= 0) & (cx < mask.shape[1])
+    inked = np.zeros(RING_ARCS, bool)
+    inked[arcs] = True
+    if shown.sum() < RING_ARCS // 3 or (inked & shown).sum() < RING_COVERAGE * shown.sum():
+        return None
+    return _refit(ys, xs, Ring(ring.y, ring.x, radius, 0.0))
+
+
+def _refit(ys: np.ndarray, xs: np.ndarray, ring: Ring) -> Ring:
+    """`ring` fitted (algebraically, least squares) to the stroke pixels near it, twice, the
+    second time to those within twice their first spread (strokes crossing it pull less), and
+    given their spread about it as its half-thickness."""
+    reach = max(1.5, 1.5 * RING_BAND * ring.radius)
+    for _ in range(2):
+        near = np.abs(np.hypot(ys - ring.y, xs - ring.x) - ring.radius) <= reach
+        y, x = ys[near].astype(np.float64), xs[near].astype(np.float64)
+        design = np.stack([2 * y, 2 * x, np.ones_like(y)], 1)
+        (cy, cx, e), *_ = np.linalg.lstsq(design, y ** 2 + x ** 2, rcond=None)
+        radius = float(np.sqrt(max(e + cy ** 2 + cx ** 2, 0.0)))
+        off = np.abs(np.hypot(y - cy, x - cx) - radius)
+        ring = Ring(float(cy), float(cx), radius, float(np.percentile(off, 95)) + 1.5)
+        reach = min(reach, 2 * float(np.median(off)) + 1.5)
+    return ring
 
 
 def box_lines(piece: np.ndarray) -> np.ndarray | None:

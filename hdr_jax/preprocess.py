@@ -67,6 +67,11 @@ MAX_HOLES_PER_DIGIT_WIDTH = 4
 # Ink levels, as parts of the boldest strokes' 95th percentile: strokes reach `STROKE`, and
 # grow through `FAINT_STROKE` (a digit written lightly beside bold ones).
 STROKE, FAINT_STROKE = 0.15, 0.05
+# Pieces this close (pixels of the working copy) count as one when specks are dropped: grain
+# breaks a faint stroke into fragments this far apart.
+FRAGMENT_GAP = 4
+RING_WIDER = 1.2  # A stamp's ring is this much wider than the writing is tall, at least.
+RIM = 1.8  # Of a ring's half-thickness: how far its ragged edge reaches.
 # Line heights: a digit is at most `MAX_DIGIT_WIDTH` wide, pieces of ink closer than
 # `JOIN_GAP` may be one broken digit, and a piece is cut at up to `MAX_CUTS` places.
 MAX_DIGIT_WIDTH, JOIN_GAP, MAX_CUTS = 1.4, 0.3, 12
@@ -423,7 +428,41 @@ def stroke_pieces(ink: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _keep_digit_components(ink: np.ndarray, along_a_line: bool = False) -> np.ndarray:
     """Drops what is not writing: printed lines and specks (components far smaller than the
-    largest one: dust, JPEG blocks); `along_a_line`, a line drawn under the writing too."""
+    largest one: dust, JPEG blocks); `along_a_line`, a line drawn under the writing too; and
+    a rubber stamp's ring where what is kept looks like no writing or stands taller than its
+    pieces (the ring is looked for only then: it costs a tenth of a line's reading)."""
+    try:
+        kept = _digit_components(ink, along_a_line)
+    except NotHandwriting:
+        kept = None
+    if kept is None or _taller_than_its_pieces(kept):
+        if (without := _without_stamp(ink, stroke_pieces(ink)[0] > 0)) is not ink:
+            return _digit_components(without, along_a_line)
+    if kept is None:
+        raise NotHandwriting()
+    return kept
+
+
+def _taller_than_its_pieces(strokes: np.ndarray) -> bool:
+    """Whether `strokes` span twice as many rows as their median piece is tall, or one piece
+    is 1.4 times as tall (written numbers: at most 1.7 and 1.2 times, on the tuning
+    generator, and 2.0 and 1.5 times where a stamp's ring is kept with them)."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    labels, n = stroke_pieces(strokes)
+    if n == 0:
+        return False
+    sizes = np.bincount(labels.ravel())[1:]
+    heights = [ys.stop - ys.start for (ys, _), size in zip(ndimage.find_objects(labels), sizes,
+                                                           strict=True)
+               if size >= 0.05 * sizes.max()]
+    rows = np.nonzero((labels > 0).any(1))[0]
+    median = float(np.median(heights))
+    return rows[-1] - rows[0] + 1 >= 2 * median or max(heights) >= 1.4 * median
+
+
+def _digit_components(ink: np.ndarray, along_a_line: bool) -> np.ndarray:
+    """`_keep_digit_components` but for a stamp's ring."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
     labels, n = stroke_pieces(ink)
@@ -447,7 +486,7 @@ def _keep_digit_components(ink: np.ndarray, along_a_line: bool = False) -> np.nd
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]  # Pixels per piece.
     sizes = np.where(_along_the_edges(labels, sizes), 0, sizes)  # Not writing: never kept.
     keep = np.zeros(n + 1, bool)
-    keep[1:] = sizes >= max(0.05 * sizes.max(), 2)
+    keep[1:] = _with_fragments(labels, sizes) >= max(0.05 * sizes.max(), 2)
     if not keep.any() or (sizes.max() < 8 and mask.size > 2000):  # Only specks: noise.
         raise NoDigitFound()
     if keep.sum() > MAX_PIECES:
@@ -464,6 +503,58 @@ def _keep_digit_components(ink: np.ndarray, along_a_line: bool = False) -> np.nd
     kept = np.zeros(mask.shape, bool)
     kept[y0:y1, x0:x1] = ndimage.binary_dilation(strokes[y0:y1, x0:x1], iterations=2)
     return np.where(kept, ink, 0.0)
+
+
+def _without_stamp(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+    """`ink` without a rubber stamp's ring, or two one inside the other (`ink` itself if there
+    is none): a circle of ink (`frames.find_ring`) at least `RING_WIDER` times as wide as the
+    writing is tall (a 0 is no wider than the digits beside it)."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    if (ring := frames.find_ring(strokes)) is None:
+        return ink
+    beside = ring.distance(strokes.shape) / ring.half_width  # (In half-thicknesses.)
+    if (second := frames.second_ring(strokes & (beside > 1), ring)) is not None:
+        beside = np.minimum(beside, second.distance(strokes.shape) / second.half_width)
+    rest = strokes & (beside > 1)
+    # Slivers of the ring's ragged edge (pieces mostly just beside it) are the ring too.
+    slivers, n = ndimage.label(rest, structure=np.ones((3, 3)))
+    near = np.bincount(slivers[rest & (beside <= RIM)], minlength=n + 1)
+    whole = np.bincount(slivers.ravel(), minlength=n + 1)
+    rest &= ~(near >= 0.7 * whole)[slivers]
+    # The writing's height: the median of the pieces not mostly on the rings (a digit the
+    # ring crosses keeps its height; what is left of a patchy ring is no writing).
+    labels, n = ndimage.label(strokes, structure=np.ones((3, 3)))
+    sizes = np.bincount(labels.ravel())[1:]
+    kept = np.bincount(labels[rest], minlength=n + 1)[1:]
+    heights = [ys.stop - ys.start for (ys, _), size, left in zip(
+        ndimage.find_objects(labels), sizes, kept, strict=True)
+        if size >= 0.05 * sizes.max() and left >= 0.5 * size]
+    if not heights or 2 * ring.radius < RING_WIDER * float(np.median(heights)):
+        return ink
+    return np.where(strokes & ~rest, 0.0, ink).astype(ink.dtype)
+
+
+def _with_fragments(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Each piece's size (`sizes`, 0 for a piece never kept), a speck's (under 5% of the
+    largest piece) that of its group: the pieces within `FRAGMENT_GAP` pixels of it, and of
+    them, and so on. A faint digit that grain broke into fragments is as big as a digit, and
+    a fragment beside a digit as big as the digit, where each alone is a speck."""
+    group_of, group_sizes = _fragment_groups(labels, sizes)
+    return np.where(sizes >= 0.05 * sizes.max(), sizes, group_sizes[group_of])
+
+
+def _fragment_groups(labels: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which group of pieces (of `labels`, with `sizes`; those of size 0 in none, group 0)
+    within `FRAGMENT_GAP` pixels of each other each piece is in, and each group's pixels."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    pieces = np.concatenate([[False], sizes > 0])[labels]
+    groups, n = ndimage.label(ndimage.binary_dilation(pieces, iterations=FRAGMENT_GAP // 2),
+                              structure=np.ones((3, 3)))
+    group_of = np.zeros(sizes.size + 1, np.intp)
+    group_of[labels[pieces]] = groups[pieces]
+    return group_of[1:], np.bincount(groups[pieces], minlength=n + 1)
 
 
 def _without_underline(ink: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
@@ -788,10 +879,20 @@ def segment_number(ink: np.ndarray
     if n == 0:
         raise NoDigitFound()
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    objects = ndimage.find_objects(labels)
-    pieces = sorted([sl[1].start, sl[1].stop, sl[0].start, sl[0].stop, float(size)]
-                    for sl, size in zip(objects, sizes, strict=True)
-                    if size >= 0.05 * sizes.max())
+    # Specks kept as fragments (`_with_fragments`) are one piece with the others of their
+    # group: a faint digit that grain broke up is one piece of ink.
+    group_of, group_sizes = _fragment_groups(labels, sizes)
+    speck = sizes < 0.05 * sizes.max()
+    fragments: dict[int, list[float]] = {}
+    pieces = []
+    for sl, size, group, small in zip(ndimage.find_objects(labels), sizes, group_of, speck,
+                                      strict=True):
+        piece = [sl[1].start, sl[1].stop, sl[0].start, sl[0].stop, float(size)]
+        if not small:
+            pieces.append(piece)
+        elif group_sizes[group] >= 0.05 * sizes.max():
+            fragments[group] = _union(fragments[group], piece) if group in fragments else piece
+    pieces = sorted(pieces + list(fragments.values()))
     merged: list[list[float]] = []
     for piece in pieces:
         if merged and _overlap(piece, merged[-1]) > 0.5 * min(piece[1] - piece[0],

@@ -187,3 +187,45 @@ def test_a_shadow_across_the_sheet_is_no_frame_though_it_fills_its_box():
     mask[rng.integers(0, 200, 40), rng.integers(180, 300, 40)] = False  # ... with grain,
     _seven(mask, 60, 40, 80)                         # and writing outside it.
     assert frames.find_frame(mask) is None
+
+
+def _ring(shape: tuple[int, int], y: float, x: float, radius: float, half_width: float,
+          patchy: bool = True) -> np.ndarray:
+    """A stamp's ring: pixels within `half_width` of a circle, every fifth arc of 4 degrees
+    left bare (stamp ink is patchy)."""
+    gy, gx = np.mgrid[0:shape[0], 0:shape[1]]
+    ring = np.abs(np.hypot(gy - y, gx - x) - radius) <= half_width
+    if patchy:
+        ring &= (np.floor(np.degrees(np.arctan2(gy - y, gx - x)) / 4) % 5) != 0
+    return ring
+
+
+@pytest.mark.parametrize("y, x", [(100, 150), (170, 260)])  # Whole, and cut by two sides.
+def test_a_stamps_ring_is_found_across_the_writing_whole_or_cut_by_the_picture(y, x):
+    mask = _ring((200, 300), y, x, 70, 4)
+    for left in (60, 130, 200):
+        _seven(mask, 70, left, 60)
+    ring = frames.find_ring(mask)
+    assert ring is not None
+    assert abs(ring.y - y) < 2 and abs(ring.x - x) < 2 and abs(ring.radius - 70) < 2
+    assert 3 <= ring.half_width <= 8
+
+
+def test_a_stamps_second_ring_is_found_inside_or_outside_the_first():
+    mask = _ring((260, 300), 130, 150, 100, 4) | _ring((260, 300), 130, 150, 75, 3)
+    outer = frames.find_ring(mask)
+    assert abs(outer.radius - 100) < 2
+    inner = frames.second_ring(mask & (outer.distance(mask.shape) > outer.half_width), outer)
+    assert inner is not None and abs(inner.radius - 75) < 2
+    inner = frames.Ring(130, 150, 75, 4)
+    outer = frames.second_ring(mask & (inner.distance(mask.shape) > inner.half_width), inner)
+    assert outer is not None and abs(outer.radius - 100) < 2
+
+
+def test_a_row_of_sevens_has_no_ring():
+    """Circles through three of its pixels graze the line: strokes and paper in turn, never a
+    ring's solid band."""
+    mask = np.zeros((120, 400), bool)
+    for left in range(20, 360, 50):
+        _seven(mask, 30, left, 40)
+    assert frames.find_ring(mask) is None

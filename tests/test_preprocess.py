@@ -597,3 +597,46 @@ def test_a_straight_path_cuts_as_its_column_does():
     path = preprocess.digit_between(ink, np.full(200, 190), np.full(200, 260), 1.0, (300, 200))
     assert column.box == path.box
     np.testing.assert_array_equal(column.image, path.image)
+
+
+def _stamp(shape: tuple[int, int], y: float, x: float, radius: float) -> np.ndarray:
+    """A rubber stamp's ring, 8 pixels thick, every fifth arc of 4 degrees bare (patchy)."""
+    gy, gx = np.mgrid[0:shape[0], 0:shape[1]]
+    ring = np.abs(np.hypot(gy - y, gx - x) - radius) <= 4
+    return ring & ((np.floor(np.degrees(np.arctan2(gy - y, gx - x)) / 4) % 5) != 0)
+
+
+def test_a_stamps_ring_across_a_number_goes_and_its_digits_stay():
+    """A ring twice the line's height across a 1, a 0 and a 2 (`_without_stamp`): the ring
+    is taken out, and the digits keep their pixels off its band."""
+    digits = _drawn([("line", [(60, 20), (60, 80)]), ("arc", (100, 20, 140, 80), 0, 360),
+                     *_two(170, 210)], size=(300, 160))
+    ring = _stamp(digits.shape, 90, 150, 60)
+    ink = np.maximum(digits, 0.7 * ring)
+    out = preprocess._keep_digit_components(ink, True)
+    assert not (out[ring & (ndimage.distance_transform_edt(digits < 0.5) > 6)] > 0).any()
+    band = ndimage.binary_dilation(ring, iterations=4)
+    assert (out[(digits > 0.5) & ~band] > 0.5).all()
+
+
+def test_a_zero_among_digits_is_no_stamps_ring():
+    """A round 0 beside two 1s is a ring of ink no wider than the writing is tall: it stays."""
+    ink = _drawn([("line", [(60, 20), (60, 80)]), ("arc", (100, 20, 160, 80), 0, 360),
+                  ("line", [(200, 20), (200, 80)])])
+    assert preprocess._without_stamp(ink, ink > 0.5) is ink
+
+
+def test_a_faint_digit_broken_by_grain_into_specks_is_kept_whole():
+    """A bold 0 and a faint one that grain broke into fragments 2 pixels apart, each under a
+    twentieth of the bold 0's pixels (`_with_fragments`): the fragments are kept, and the
+    line holds two digits (three cuts between pieces)."""
+    bold = _drawn([("arc", (40, 20, 100, 100), 0, 360)], size=(260, 120), width=8)
+    faint = _drawn([("arc", (140, 20, 200, 100), 0, 360)], size=(260, 120), width=4)
+    gy, gx = np.mgrid[0:120, 0:260]
+    faint[(np.floor(np.degrees(np.arctan2(gy - 60, gx - 170)) / 6) % 4) == 0] = 0
+    ink = np.maximum(bold, 0.4 * faint)
+    sizes = np.bincount(preprocess.stroke_pieces(ink)[0].ravel())[1:]
+    assert len(sizes) > 10 and np.sort(sizes)[-2] < 0.05 * sizes.max()
+    kept = preprocess._keep_digit_components(ink, True)
+    assert (kept[faint > 0.5] > 0).all()
+    assert len(preprocess.segment_number(kept)[1]) == 3
