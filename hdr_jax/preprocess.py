@@ -435,9 +435,9 @@ def _keep_digit_components(ink: np.ndarray, along_a_line: bool = False) -> np.nd
         kept = _digit_components(ink, along_a_line)
     except NotHandwriting:
         kept = None
-    if kept is None or _taller_than_its_pieces(kept):
-        if (without := _without_stamp(ink, stroke_pieces(ink)[0] > 0)) is not ink:
-            return _digit_components(without, along_a_line)
+    if ((kept is None or _taller_than_its_pieces(kept))
+            and (without := _without_stamp(ink, stroke_pieces(ink)[0] > 0)) is not ink):
+        return _digit_components(without, along_a_line)
     if kept is None:
         raise NotHandwriting()
     return kept
