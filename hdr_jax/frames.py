@@ -41,7 +41,7 @@ EDGE_STEP = 0.5  # Of an outline's contrast, found across its inner edge (`sharp
 # picture (at least a third of the circle lies there).
 RING_TRIES, RING_POINTS, RING_ARCS = 200, 1000, 48
 RING_BAND, RING_COVERAGE = 0.06, 0.75
-RING_FILL = 0.4  # Of a ring's band: the share its ink covers, at least.
+RING_FILL, RING_FLANK = 0.4, 0.2  # Of a ring's band and of its flanks: ink's share (`_solid`).
 # A stamp's second ring lies between SECOND[0] and SECOND[1] times the other's radius, inside
 # it, or as far outside.
 SECOND = (0.55, 0.9)
@@ -139,12 +139,14 @@ def remove_outline(ink: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return ink
 
 
-def find_ring(mask: np.ndarray, smaller_than: float = np.inf) -> Ring | None:
-    """The circle of ink in `mask` (a stamp's ring; a 0 or a loop of a digit is one too, and
-    the caller tells them apart by size) whose ink fills the most arcs, or None;
-    `smaller_than`: of a radius (a ring inside another). RANSAC: each try is the circle
-    through three stroke pixels, kept where ink fills most of its arcs inside the picture; the
-    best is refitted to the pixels along it (least squares)."""
+def find_ring(mask: np.ndarray) -> Ring | None:
+    """The largest circle of ink in `mask` (a stamp's ring; a 0 or a loop of a digit is one
+    too, and the caller tells them apart by size), or None. RANSAC: each try is the circle
+    through three stroke pixels, a ring where ink fills most of its arcs inside the picture.
+    The eight that fill the most (a stamp's ring drawn whole before a circle that grazes the
+    writing) are refitted to the pixels along them (least squares); of those that are solid
+    ink with paper on either side (`_solid`), the largest (a stamp's ring before a loop of a
+    digit it crosses)."""
     ys, xs = np.nonzero(mask)
     if ys.size < 30:
         return None
@@ -154,12 +156,51 @@ def find_ring(mask: np.ndarray, smaller_than: float = np.inf) -> Ring | None:
     a, b, c = (k * 7919) % m, (k * 104729 + m // 3) % m, (k * 1299709 + 2 * m // 3) % m
     y, x = _circle_through((py[a], px[a]), (py[b], px[b]), (py[c], px[c]))
     radius = np.hypot(py[a] - y, px[a] - x)
-    tries = np.isfinite(radius) & (radius >= 6) & (radius <= min(max(mask.shape), smaller_than))
+    tries = np.isfinite(radius) & (radius >= 6) & (radius <= max(mask.shape))
     y, x, radius = y[tries], x[tries], radius[tries]
-    if radius.size == 0:
-        return None
     off = np.abs(np.hypot(py[None] - y[:, None], px[None] - x[:, None]) - radius[:, None])
     on = off <= np.maximum(1.5, RING_BAND * radius)[:, None]
+    inked, shown = _arcs(py, px, y, x, radius, on, mask.shape)
+    ring = (shown >= RING_ARCS // 3) & (inked >= RING_COVERAGE * shown)
+    score = np.where(ring, inked * (m + 1) + on.sum(1), -1)
+    best = np.argsort(-score, kind="stable")[:min(int(ring.sum()), 8)]
+    found = [_refit(ys, xs, Ring(float(y[i]), float(x[i]), float(radius[i]), 0.0)) for i in best]
+    return max((r for r in found if r is not None and _solid(mask, r)),
+               key=lambda r: r.radius, default=None)
+
+
+def second_ring(mask: np.ndarray, ring: Ring) -> Ring | None:
+    """A second ring about `ring`'s centre (a stamp's two rings: `ring` may be either), in
+    `mask` without `ring`'s own ink, or None: the radius, `SECOND` times `ring`'s or its
+    inverse, that most stroke pixels lie at, where ink fills `RING_COVERAGE` of its arcs
+    inside the picture."""
+    ys, xs = np.nonzero(mask)
+    distance = np.hypot(ys - ring.y, xs - ring.x)
+    lo, hi = SECOND[0] * ring.radius, ring.radius / SECOND[0]
+    apart = ((distance >= lo) & (distance < hi)
+             & (np.abs(distance - ring.radius) >= (1 - SECOND[1]) * ring.radius))
+    if apart.sum() < 30:
+        return None
+    counts = np.bincount((distance[apart] - lo).astype(np.intp))
+    width = max(1, int(ring.half_width))
+    # Pixels within `width` of each whole radius from `lo` (a sliding sum).
+    total = np.concatenate([[0], np.cumsum(counts)])
+    at = np.arange(counts.size)
+    near = total[np.minimum(at + width + 1, counts.size)] - total[np.maximum(at - width, 0)]
+    radius = lo + int(np.argmax(near)) + 0.5
+    on = np.abs(distance - radius) <= width
+    inked, shown = _arcs(ys.astype(np.float64), xs.astype(np.float64), np.array([ring.y]),
+                         np.array([ring.x]), np.array([radius]), on[None], mask.shape)
+    if shown[0] < RING_ARCS // 3 or inked[0] < RING_COVERAGE * shown[0]:
+        return None
+    return _refit(ys, xs, Ring(ring.y, ring.x, radius, 0.0))
+
+
+def _arcs(py: np.ndarray, px: np.ndarray, y: np.ndarray, x: np.ndarray, radius: np.ndarray,
+          on: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """For circles (centres `y`, `x` and `radius`, [T] each) and points (`py`, `px`, [M]; `on`
+    [T, M]: those on each circle): how many of each circle's `RING_ARCS` arcs inside the
+    picture hold a point on it, and how many of its arcs lie inside the picture."""
     arc = np.floor(np.arctan2(py[None] - y[:, None], px[None] - x[:, None])
                    / (2 * np.pi) * RING_ARCS).astype(np.intp) % RING_ARCS
     inked = np.zeros((radius.size, RING_ARCS), bool)
@@ -167,27 +208,8 @@ def find_ring(mask: np.ndarray, smaller_than: float = np.inf) -> Ring | None:
     middles = (np.arange(RING_ARCS) + 0.5) / RING_ARCS * 2 * np.pi
     cy = y[:, None] + radius[:, None] * np.sin(middles)
     cx = x[:, None] + radius[:, None] * np.cos(middles)
-    shown = (cy >= 0) & (cy < mask.shape[0]) & (cx >= 0) & (cx < mask.shape[1])
-    ring = ((shown.sum(1) >= RING_ARCS // 3)
-            & ((inked & shown).sum(1) >= RING_COVERAGE * shown.sum(1)))
-    if not ring.any():
-        return None
-    # The most arcs inked first: a stamp's ring, drawn whole, before a circle that grazes the
-    # writing where it lies inside the picture. A ring is solid ink along its middle line;
-    # an arc along a line of writing crosses strokes and paper in turn.
-    # Of those, the largest: a stamp's ring before a loop of a digit it crosses.
-    score = (inked & shown).sum(1) * (m + 1) + on.sum(1)
-    found = [_refit(ys, xs, Ring(float(y[k]), float(x[k]), float(radius[k]), 0.0))
-             for k in np.argsort(-np.where(ring, score, -1))[:min(int(ring.sum()), 8)]]
-    return max((r for r in found if _fill(mask, r) >= RING_FILL), key=lambda r: r.radius,
-               default=None)
-
-
-def _fill(mask: np.ndarray, ring: Ring) -> float:
-    """The share of `ring`'s band (its middle line, within its half-thickness) inside the
-    picture that `mask` covers."""
-    band = ring.distance(mask.shape) <= ring.half_width
-    return float(mask[band].mean()) if band.any() else 0.0
+    shown = (cy >= 0) & (cy < shape[0]) & (cx >= 0) & (cx < shape[1])
+    return (inked & shown).sum(1), shown.sum(1)
 
 
 def _circle_through(p: tuple, q: tuple, r: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -200,49 +222,42 @@ def _circle_through(p: tuple, q: tuple, r: tuple) -> tuple[np.ndarray, np.ndarra
                 (s1 * (y2 - y3) + s2 * (y3 - y1) + s3 * (y1 - y2)) / d)
 
 
-def second_ring(mask: np.ndarray, ring: Ring) -> Ring | None:
-    """A second ring about `ring`'s centre (a stamp's two rings: `ring` may be either), in
-    `mask` without `ring`'s own ink, or None: the radius, `SECOND` times `ring`'s or its
-    inverse, that most stroke pixels lie at, where ink fills `RING_COVERAGE` of its arcs
-    inside the picture."""
-    ys, xs = np.nonzero(mask)
-    distance = np.hypot(ys - ring.y, xs - ring.x)
-    lo, hi = SECOND[0] * ring.radius, ring.radius / SECOND[0]
-    apart = (distance >= lo) & (distance < hi) & (np.abs(distance - ring.radius)
-                                                  >= (1 - SECOND[1]) * ring.radius)
-    if apart.sum() < 30:
-        return None
-    counts = np.bincount((distance[apart] - lo).astype(np.intp))
-    width = max(1, int(ring.half_width))
-    radius = lo + int(np.argmax(np.convolve(counts, np.ones(2 * width + 1), mode="same"))) + 0.5
-    on = np.abs(distance - radius) <= width
-    arcs = np.floor(np.arctan2(ys[on] - ring.y, xs[on] - ring.x) / (2 * np.pi) * RING_ARCS
-                    ).astype(np.intp) % RING_ARCS
-    middles = (np.arange(RING_ARCS) + 0.5) / RING_ARCS * 2 * np.pi
-    cy, cx = ring.y + radius * np.sin(middles), ring.x + radius * np.cos(middles)
-    shown = (cy >= 0) & (cy < mask.shape[0]) & (cx >= 0) & (cx < mask.shape[1])
-    inked = np.zeros(RING_ARCS, bool)
-    inked[arcs] = True
-    if shown.sum() < RING_ARCS // 3 or (inked & shown).sum() < RING_COVERAGE * shown.sum():
-        return None
-    return _refit(ys, xs, Ring(ring.y, ring.x, radius, 0.0))
-
-
-def _refit(ys: np.ndarray, xs: np.ndarray, ring: Ring) -> Ring:
-    """`ring` fitted (algebraically, least squares) to the stroke pixels near it, twice, the
-    second time to those within twice their first spread (strokes crossing it pull less), and
-    given their spread about it as its half-thickness."""
+def _refit(ys: np.ndarray, xs: np.ndarray, ring: Ring) -> Ring | None:
+    """`ring` fitted to the stroke pixels near it (algebraically: least squares by the normal
+    equations, about their mean), twice, the second time to those within twice their first
+    spread (strokes crossing it pull less), and given their spread about it as its
+    half-thickness; None where too few pixels lie near it, or all on a straight line."""
     reach = max(1.5, 1.5 * RING_BAND * ring.radius)
     for _ in range(2):
         near = np.abs(np.hypot(ys - ring.y, xs - ring.x) - ring.radius) <= reach
+        if near.sum() < 10:
+            return None
         y, x = ys[near].astype(np.float64), xs[near].astype(np.float64)
-        design = np.stack([2 * y, 2 * x, np.ones_like(y)], 1)
-        (cy, cx, e), *_ = np.linalg.lstsq(design, y ** 2 + x ** 2, rcond=None)
+        my, mx = float(y.mean()), float(x.mean())
+        design = np.stack([2 * (y - my), 2 * (x - mx), np.ones_like(y)], 1)
+        try:
+            cy, cx, e = np.linalg.solve(design.T @ design,
+                                        design.T @ ((y - my) ** 2 + (x - mx) ** 2))
+        except np.linalg.LinAlgError:  # (Pixels all on one straight line: no circle.)
+            return None
         radius = float(np.sqrt(max(e + cy ** 2 + cx ** 2, 0.0)))
+        cy, cx = float(cy) + my, float(cx) + mx
         off = np.abs(np.hypot(y - cy, x - cx) - radius)
-        ring = Ring(float(cy), float(cx), radius, float(np.percentile(off, 95)) + 1.5)
+        ring = Ring(cy, cx, radius, float(np.percentile(off, 95)) + 1.5)
         reach = min(reach, 2 * float(np.median(off)) + 1.5)
     return ring
+
+
+def _solid(mask: np.ndarray, ring: Ring) -> bool:
+    """Whether `mask` covers `RING_FILL` of `ring`'s band (within its half-thickness of its
+    middle line) inside the picture, and at most `RING_FLANK` of its flanks (1.5 to 3
+    half-thicknesses from it): a ring is solid ink with paper on either side, where a circle
+    through grainy chalk, or along a line of writing, is neither."""
+    distance = ring.distance(mask.shape)
+    band = distance <= ring.half_width
+    flanks = (distance > 1.5 * ring.half_width) & (distance <= 3 * ring.half_width)
+    return (band.any() and float(mask[band].mean()) >= RING_FILL
+            and (not flanks.any() or float(mask[flanks].mean()) <= RING_FLANK))
 
 
 def box_lines(piece: np.ndarray) -> np.ndarray | None:

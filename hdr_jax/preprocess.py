@@ -486,10 +486,13 @@ def _digit_components(ink: np.ndarray, along_a_line: bool) -> np.ndarray:
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]  # Pixels per piece.
     sizes = np.where(_along_the_edges(labels, sizes), 0, sizes)  # Not writing: never kept.
     keep = np.zeros(n + 1, bool)
-    keep[1:] = _with_fragments(labels, sizes) >= max(0.05 * sizes.max(), 2)
+    counted, group_of = _with_fragments(labels, sizes)
+    keep[1:] = counted >= max(0.05 * sizes.max(), 2)
     if not keep.any() or (sizes.max() < 8 and mask.size > 2000):  # Only specks: noise.
         raise NoDigitFound()
-    if keep.sum() > MAX_PIECES:
+    # Fragments count as one piece, or none beside a piece kept for its own size.
+    big = keep[1:] & (sizes >= 0.05 * sizes.max())
+    if big.sum() + len(set(group_of[keep[1:] & ~big]) - set(group_of[big])) > MAX_PIECES:
         raise NotHandwriting()
     keep &= _near_the_writing(labels, sizes, along_a_line)
     # Keep the faint anti-aliased rim around kept strokes too (dilating only around them: the
@@ -535,13 +538,14 @@ def _without_stamp(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
     return np.where(strokes & ~rest, 0.0, ink).astype(ink.dtype)
 
 
-def _with_fragments(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+def _with_fragments(labels: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each piece's size (`sizes`, 0 for a piece never kept), a speck's (under 5% of the
     largest piece) that of its group: the pieces within `FRAGMENT_GAP` pixels of it, and of
-    them, and so on. A faint digit that grain broke into fragments is as big as a digit, and
-    a fragment beside a digit as big as the digit, where each alone is a speck."""
+    them, and so on; and each piece's group (`_fragment_groups`). A faint digit that grain
+    broke into fragments is as big as a digit, and a fragment beside a digit as big as the
+    digit, where each alone is a speck."""
     group_of, group_sizes = _fragment_groups(labels, sizes)
-    return np.where(sizes >= 0.05 * sizes.max(), sizes, group_sizes[group_of])
+    return np.where(sizes >= 0.05 * sizes.max(), sizes, group_sizes[group_of]), group_of
 
 
 def _fragment_groups(labels: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -626,14 +626,16 @@ def test_a_zero_among_digits_is_no_stamps_ring():
     assert preprocess._without_stamp(ink, ink > 0.5) is ink
 
 
-def test_a_faint_digit_broken_by_grain_into_specks_is_kept_whole():
-    """A bold 0 and a faint one that grain broke into fragments 2 pixels apart, each under a
-    twentieth of the bold 0's pixels (`_with_fragments`): the fragments are kept, and the
-    line holds two digits (three cuts between pieces)."""
+@pytest.mark.parametrize("degrees", [6, 3])  # 15 fragments; 30, more than MAX_PIECES.
+def test_a_faint_digit_broken_by_grain_into_specks_is_kept_whole(degrees):
+    """A bold 0 and a faint one that grain broke into fragments 2-3 pixels apart, each under a
+    twentieth of the bold 0's pixels (`_with_fragments`): the fragments are kept, counted as
+    one piece (not as a pattern's many), and the line holds two digits (three cuts between
+    pieces)."""
     bold = _drawn([("arc", (40, 20, 100, 100), 0, 360)], size=(260, 120), width=8)
     faint = _drawn([("arc", (140, 20, 200, 100), 0, 360)], size=(260, 120), width=4)
     gy, gx = np.mgrid[0:120, 0:260]
-    faint[(np.floor(np.degrees(np.arctan2(gy - 60, gx - 170)) / 6) % 4) == 0] = 0
+    faint[(np.floor(np.degrees(np.arctan2(gy - 60, gx - 170)) / degrees) % 4) == 0] = 0
     ink = np.maximum(bold, 0.4 * faint)
     sizes = np.bincount(preprocess.stroke_pieces(ink)[0].ravel())[1:]
     assert len(sizes) > 10 and np.sort(sizes)[-2] < 0.05 * sizes.max()

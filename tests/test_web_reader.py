@@ -198,6 +198,39 @@ def test_the_page_reads_cells_a_fine_pen_and_a_flash_as_the_server_does(reader, 
     assert agree >= 15, (read, box_page)
 
 
+@pytest.mark.parametrize("y, x", [(100, 150), (170, 260)])
+def test_the_page_finds_a_stamps_ring_as_the_server_does(reader, y, x):
+    """`frames.findRing` against `frames.find_ring` on a patchy ring across three 7s, whole
+    and cut by two sides of the picture: the same circle and thickness."""
+    from hdr_jax import frames
+    from tests.test_frames import _ring, _seven
+
+    mask = _ring((200, 300), y, x, 70, 4)
+    for left in (60, 130, 200):
+        _seven(mask, 70, left, 60)
+    page = reader.page.evaluate("""async (m) => {
+        const frames = await import('/reader/frames.js');
+        return frames.findRing({ h: m.h, w: m.w, data: Uint8Array.from(m.data) });
+    }""", {"h": 200, "w": 300, "data": mask.ravel().astype(int).tolist()})
+    server = frames.find_ring(mask)
+    assert page["y"] == pytest.approx(server.y, abs=1e-6)
+    assert page["x"] == pytest.approx(server.x, abs=1e-6)
+    assert page["radius"] == pytest.approx(server.radius, abs=1e-6)
+    assert page["halfWidth"] == pytest.approx(server.half_width, abs=1e-6)
+
+
+def test_the_page_reads_stamped_numbers_as_the_server_does(reader, real_mnist):
+    """Numbers under a rubber stamp's ring (8, tuning digits): the page answers as the server
+    does on all but at most one (the browser's JPEG decoder differs from Pillow's by a level
+    here and there)."""
+    from bench.hard_numbers import TUNING_DIGITS, make_numbers
+
+    numbers = make_numbers(real_mnist.test, 8, 7, TUNING_DIGITS, frozenset({"stamp"}))
+    server, page = _read_numbers(reader, numbers)
+    read = [p.get("number") for p in page], [getattr(r, "number", None) for r in server]
+    assert sum(a == b for a, b in zip(*read, strict=True)) >= 7, read
+
+
 def test_the_page_cuts_a_line_of_uneven_digits_as_the_server_does(reader):
     from hdr_jax import preprocess
     from tests.test_preprocess import digits_of_uneven_height

@@ -10,6 +10,10 @@ const FILLED = 0.5;
 const LINE_LENGTH = 0.6, LINE_THINNESS = 0.04;
 const BAR_THINNESS = 0.1;
 const EDGE_STEP = 0.5;
+const RING_TRIES = 200, RING_POINTS = 1000, RING_ARCS = 48;
+const RING_BAND = 0.06, RING_COVERAGE = 0.75;
+const RING_FILL = 0.4, RING_FLANK = 0.2;
+const SECOND = [0.55, 0.9];
 
 export class Pattern extends Error {}
 
@@ -94,6 +98,167 @@ export function removeOutline(ink, labelled) {
     return out;
   }
   return ink;
+}
+
+/** frames.Ring.distance: each pixel's distance from the ring's middle line (Float64Array). */
+export function ringDistance(ring, h, w) {
+  const out = new Float64Array(h * w);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) out[y * w + x] = Math.abs(Math.hypot(y - ring.y, x - ring.x) - ring.radius);
+  }
+  return out;
+}
+
+function pixelsOf(mask) {
+  const ys = [], xs = [];
+  for (let y = 0; y < mask.h; y++) for (let x = 0; x < mask.w; x++) if (mask.data[y * mask.w + x]) { ys.push(y); xs.push(x); }
+  return { ys, xs };
+}
+
+/** frames.find_ring: the largest circle of ink in `mask` ({y, x, radius, halfWidth}), or
+ * null. RANSAC over circles through three stroke pixels, chosen by the same fixed hash. */
+export function findRing(mask) {
+  const { ys, xs } = pixelsOf(mask);
+  if (ys.length < 30) return null;
+  const step = Math.ceil(ys.length / RING_POINTS);
+  const py = [], px = [];
+  for (let i = 0; i < ys.length; i += step) { py.push(ys[i]); px.push(xs[i]); }
+  const m = py.length, third = Math.floor(m / 3), twoThirds = Math.floor((2 * m) / 3);
+  const tries = [];
+  for (let k = 0; k < RING_TRIES; k++) {
+    const a = (k * 7919) % m, b = (k * 104729 + third) % m, c = (k * 1299709 + twoThirds) % m;
+    const [y, x] = circleThrough([py[a], px[a]], [py[b], px[b]], [py[c], px[c]]);
+    const radius = Math.hypot(py[a] - y, px[a] - x);
+    if (!Number.isFinite(radius) || radius < 6 || radius > Math.max(mask.h, mask.w)) continue;
+    const band = Math.max(1.5, RING_BAND * radius);
+    const on = py.map((v, i) => Math.abs(Math.hypot(v - y, px[i] - x) - radius) <= band);
+    const [inked, shown] = arcs(py, px, y, x, radius, on, mask.h, mask.w);
+    if (shown >= Math.floor(RING_ARCS / 3) && inked >= RING_COVERAGE * shown) {
+      tries.push({ y, x, radius, score: inked * (m + 1) + on.filter(Boolean).length, order: tries.length });
+    }
+  }
+  tries.sort((p, q) => q.score - p.score || p.order - q.order);  // (np.argsort, kind="stable")
+  let best = null;
+  for (const t of tries.slice(0, 8)) {
+    const ring = refit(ys, xs, { y: t.y, x: t.x, radius: t.radius, halfWidth: 0 });
+    if (ring && solid(mask, ring) && (!best || ring.radius > best.radius)) best = ring;
+  }
+  return best;
+}
+
+/** frames.second_ring: a second ring about `ring`'s centre, inside it or outside, or null. */
+export function secondRing(mask, ring) {
+  const { ys, xs } = pixelsOf(mask);
+  const distance = ys.map((y, i) => Math.hypot(y - ring.y, xs[i] - ring.x));
+  const lo = SECOND[0] * ring.radius, hi = ring.radius / SECOND[0];
+  const apart = distance.filter((d) => d >= lo && d < hi && Math.abs(d - ring.radius) >= (1 - SECOND[1]) * ring.radius);
+  if (apart.length < 30) return null;
+  const counts = new Float64Array(Math.max(...apart.map((d) => Math.trunc(d - lo))) + 1);
+  for (const d of apart) counts[Math.trunc(d - lo)] += 1;
+  const width = Math.max(1, Math.trunc(ring.halfWidth));
+  const total = new Float64Array(counts.length + 1);
+  counts.forEach((v, i) => { total[i + 1] = total[i] + v; });
+  let at = 0, most = -1;
+  for (let i = 0; i < counts.length; i++) {
+    const near = total[Math.min(i + width + 1, counts.length)] - total[Math.max(i - width, 0)];
+    if (near > most) { most = near; at = i; }
+  }
+  const radius = lo + at + 0.5;
+  const on = distance.map((d) => Math.abs(d - radius) <= width);
+  const [inked, shown] = arcs(ys, xs, ring.y, ring.x, radius, on, mask.h, mask.w);
+  if (shown < Math.floor(RING_ARCS / 3) || inked < RING_COVERAGE * shown) return null;
+  return refit(ys, xs, { y: ring.y, x: ring.x, radius, halfWidth: 0 });
+}
+
+/** frames._arcs, for one circle: how many of its arcs inside the picture hold a point on it,
+ * and how many lie inside the picture. */
+function arcs(py, px, y, x, radius, on, h, w) {
+  const inked = new Uint8Array(RING_ARCS);
+  on.forEach((v, i) => {
+    if (!v) return;
+    const arc = Math.floor((Math.atan2(py[i] - y, px[i] - x) / (2 * Math.PI)) * RING_ARCS);
+    inked[((arc % RING_ARCS) + RING_ARCS) % RING_ARCS] = 1;
+  });
+  let count = 0, shown = 0;
+  for (let k = 0; k < RING_ARCS; k++) {
+    const middle = ((k + 0.5) / RING_ARCS) * 2 * Math.PI;
+    const cy = y + radius * Math.sin(middle), cx = x + radius * Math.cos(middle);
+    if (cy >= 0 && cy < h && cx >= 0 && cx < w) { shown++; count += inked[k]; }
+  }
+  return [count, shown];
+}
+
+function circleThrough([y1, x1], [y2, x2], [y3, x3]) {
+  const d = 2 * (x1 * (y2 - y3) + x2 * (y3 - y1) + x3 * (y1 - y2));
+  const s1 = x1 ** 2 + y1 ** 2, s2 = x2 ** 2 + y2 ** 2, s3 = x3 ** 2 + y3 ** 2;
+  return [(s1 * (x3 - x2) + s2 * (x1 - x3) + s3 * (x2 - x1)) / d,
+    (s1 * (y2 - y3) + s2 * (y3 - y1) + s3 * (y1 - y2)) / d];
+}
+
+/** frames._refit: the ring fitted to the stroke pixels near it (the normal equations, about
+ * their mean), twice; null where too few lie near it, or all on a straight line. */
+function refit(ys, xs, start) {
+  let ring = start, reach = Math.max(1.5, 1.5 * RING_BAND * start.radius);
+  for (let pass = 0; pass < 2; pass++) {
+    const y = [], x = [];
+    ys.forEach((v, i) => {
+      if (Math.abs(Math.hypot(v - ring.y, xs[i] - ring.x) - ring.radius) <= reach) { y.push(v); x.push(xs[i]); }
+    });
+    if (y.length < 10) return null;
+    const my = y.reduce((a, b) => a + b, 0) / y.length, mx = x.reduce((a, b) => a + b, 0) / x.length;
+    const normal = [[0, 0, 0], [0, 0, 0], [0, 0, 0]], right = [0, 0, 0];
+    y.forEach((v, i) => {
+      const row = [2 * (v - my), 2 * (x[i] - mx), 1], target = (v - my) ** 2 + (x[i] - mx) ** 2;
+      for (let r = 0; r < 3; r++) {
+        right[r] += row[r] * target;
+        for (let c = 0; c < 3; c++) normal[r][c] += row[r] * row[c];
+      }
+    });
+    const solved = solve3(normal, right);
+    if (!solved) return null;
+    const [cy0, cx0, e] = solved;
+    const radius = Math.sqrt(Math.max(e + cy0 ** 2 + cx0 ** 2, 0));
+    const cy = cy0 + my, cx = cx0 + mx;
+    const off = y.map((v, i) => Math.abs(Math.hypot(v - cy, x[i] - cx) - radius));
+    ring = { y: cy, x: cx, radius, halfWidth: nd.percentile(off, 95) + 1.5 };
+    reach = Math.min(reach, 2 * nd.median(off) + 1.5);
+  }
+  return ring;
+}
+
+/** A 3x3 linear system by Gaussian elimination with partial pivoting (as LAPACK's LU), or
+ * null where it is singular. */
+function solve3(matrix, right) {
+  const a = matrix.map((row, r) => [...row, right[r]]);
+  for (let c = 0; c < 3; c++) {
+    let pivot = c;
+    for (let r = c + 1; r < 3; r++) if (Math.abs(a[r][c]) > Math.abs(a[pivot][c])) pivot = r;
+    if (a[pivot][c] === 0) return null;
+    [a[c], a[pivot]] = [a[pivot], a[c]];
+    for (let r = c + 1; r < 3; r++) {
+      const f = a[r][c] / a[c][c];
+      for (let k = c; k < 4; k++) a[r][k] -= f * a[c][k];
+    }
+  }
+  const out = [0, 0, 0];
+  for (let r = 2; r >= 0; r--) {
+    let v = a[r][3];
+    for (let k = r + 1; k < 3; k++) v -= a[r][k] * out[k];
+    out[r] = v / a[r][r];
+  }
+  return out;
+}
+
+/** frames._solid: whether `mask` covers RING_FILL of the ring's band inside the picture and
+ * at most RING_FLANK of its flanks (1.5 to 3 half-thicknesses from its middle line). */
+function solid(mask, ring) {
+  const distance = ringDistance(ring, mask.h, mask.w);
+  let band = 0, covered = 0, flanks = 0, inked = 0;
+  distance.forEach((d, i) => {
+    if (d <= ring.halfWidth) { band++; covered += mask.data[i] ? 1 : 0; }
+    else if (d > 1.5 * ring.halfWidth && d <= 3 * ring.halfWidth) { flanks++; inked += mask.data[i] ? 1 : 0; }
+  });
+  return band > 0 && covered / band >= RING_FILL && (!flanks || inked / flanks <= RING_FLANK);
 }
 
 /** frames.box_lines: a printed box's sides and walls in its piece's own box, or null. */

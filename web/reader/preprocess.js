@@ -23,6 +23,7 @@ const FINE = 0.05, THICK_TO = 0.08;  // preprocess.FINE, THICK_TO
 const WORD_GAP = 0.35, SMALLER_WORD = 0.8, PRINTED_LETTERS = 3, LETTER_GAP = 0.3, BASELINE = 0.04;  // preprocess's
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
+const FRAGMENT_GAP = 4, RING_WIDER = 1.2, RIM = 1.8;  // preprocess's
 
 export class PreprocessError extends Error {}
 export class ImageTooLarge extends PreprocessError {}
@@ -308,8 +309,93 @@ function maskOf(labelled) {
   return nd.map({ ...labelled, data: labelled.labels }, (v) => (v ? 1 : 0), Uint8Array);
 }
 
-/** preprocess._keep_digit_components: without printed lines and specks. */
-function keepDigitComponents(inkIn, alongALine = false) {
+/** preprocess._keep_digit_components: without printed lines and specks, and a rubber
+ * stamp's ring where what is kept looks like no writing or stands taller than its pieces. */
+function keepDigitComponents(ink, alongALine = false) {
+  let kept = null;
+  try {
+    kept = digitComponents(ink, alongALine);
+  } catch (err) {
+    if (!(err instanceof NotHandwriting)) throw err;
+  }
+  if (kept === null || tallerThanItsPieces(kept)) {
+    const without = withoutStamp(ink, maskOf(strokePieces(ink)));
+    if (without !== ink) return digitComponents(without, alongALine);
+  }
+  if (kept === null) throw new NotHandwriting();
+  return kept;
+}
+
+/** preprocess._taller_than_its_pieces: the strokes span twice their median piece's height,
+ * or one piece is 1.4 times as tall. */
+function tallerThanItsPieces(strokes) {
+  const labelled = strokePieces(strokes);
+  if (!labelled.n) return false;
+  const pieceSizes = nd.sizes(labelled.labels, labelled.n);
+  const largest = nd.max(pieceSizes.slice(1));
+  const boxes = nd.boxes(labelled);
+  const heights = [];
+  for (let k = 1; k <= labelled.n; k++) if (pieceSizes[k] >= 0.05 * largest) heights.push(boxes[k][1] - boxes[k][0]);
+  const [rows] = extent(maskOf(labelled));
+  const median = nd.median(heights);
+  return rows[1] - rows[0] + 1 >= 2 * median || Math.max(...heights) >= 1.4 * median;
+}
+
+/** preprocess._without_stamp: the ink without a rubber stamp's ring (or two about one
+ * centre) wider than the writing is tall (the same object where there is none). */
+function withoutStamp(ink, strokes) {
+  const ring = frames.findRing(strokes);
+  if (!ring) return ink;
+  const { h, w } = strokes;
+  const beside = frames.ringDistance(ring, h, w).map((d) => d / ring.halfWidth);
+  const second = frames.secondRing(nd.map(strokes, (v, i) => (v && beside[i] > 1 ? 1 : 0), Uint8Array), ring);
+  if (second) {
+    const distance = frames.ringDistance(second, h, w);
+    beside.forEach((b, i) => { beside[i] = Math.min(b, distance[i] / second.halfWidth); });
+  }
+  const rest = nd.map(strokes, (v, i) => (v && beside[i] > 1 ? 1 : 0), Uint8Array);
+  // Slivers of the ring's ragged edge (pieces mostly just beside it) are the ring too.
+  const slivers = nd.label(rest);
+  const near = new Float64Array(slivers.n + 1), whole = nd.sizes(slivers.labels, slivers.n);
+  slivers.labels.forEach((v, i) => { if (v && beside[i] <= RIM) near[v] += 1; });
+  rest.data.forEach((v, i) => { const s = slivers.labels[i]; if (v && near[s] >= 0.7 * whole[s]) rest.data[i] = 0; });
+  // The writing's height: the median of the pieces not mostly on the rings.
+  const labelled = nd.label(strokes);
+  const pieceSizes = nd.sizes(labelled.labels, labelled.n), left = new Float64Array(labelled.n + 1);
+  labelled.labels.forEach((v, i) => { if (rest.data[i]) left[v] += 1; });
+  const largest = labelled.n ? nd.max(pieceSizes.slice(1)) : 0;
+  const boxes = nd.boxes(labelled), heights = [];
+  for (let k = 1; k <= labelled.n; k++) {
+    if (pieceSizes[k] >= 0.05 * largest && left[k] >= 0.5 * pieceSizes[k]) heights.push(boxes[k][1] - boxes[k][0]);
+  }
+  if (!heights.length || 2 * ring.radius < RING_WIDER * nd.median(heights)) return ink;
+  return nd.map(ink, (v, i) => (strokes.data[i] && !rest.data[i] ? 0 : v));
+}
+
+/** preprocess._with_fragments: {counted: each piece's size, a speck's (under 5% of the
+ * largest) that of its group of pieces within FRAGMENT_GAP pixels of each other; groupOf}.
+ * `pieceSizes`: per piece (index 0: piece 1), 0 for a piece never kept. */
+function withFragments(labelled, pieceSizes) {
+  const { groupOf, groupSizes } = fragmentGroups(labelled, pieceSizes);
+  const largest = nd.max(pieceSizes);
+  return { counted: pieceSizes.map((s, i) => (s >= 0.05 * largest ? s : groupSizes[groupOf[i]])), groupOf };
+}
+
+/** preprocess._fragment_groups: each piece's group (0: none) and each group's pixels. */
+function fragmentGroups(labelled, pieceSizes) {
+  const pieces = nd.map({ ...labelled, data: labelled.labels }, (v) => (v && pieceSizes[v - 1] > 0 ? 1 : 0), Uint8Array);
+  const groups = nd.label(nd.binaryDilation(pieces, Math.floor(FRAGMENT_GAP / 2)));
+  const groupOf = new Int32Array(pieceSizes.length), groupSizes = new Float64Array(groups.n + 1);
+  pieces.data.forEach((v, i) => {
+    if (!v) return;
+    groupOf[labelled.labels[i] - 1] = groups.labels[i];
+    groupSizes[groups.labels[i]] += 1;
+  });
+  return { groupOf, groupSizes };
+}
+
+/** keepDigitComponents but for a stamp's ring. */
+function digitComponents(inkIn, alongALine) {
   let ink = inkIn, labelled = strokePieces(ink);
   if (alongALine) {
     const without = withoutUnderline(ink, labelled);
@@ -330,10 +416,18 @@ function keepDigitComponents(inkIn, alongALine = false) {
   alongTheEdges(labelled, pieceSizes);  // Not writing: never kept.
   const largest = nd.max(pieceSizes);
   const keep = new Uint8Array(labelled.n + 1);
-  pieceSizes.forEach((s, i) => { keep[i + 1] = s >= Math.max(0.05 * largest, 2) ? 1 : 0; });
+  const { counted, groupOf } = withFragments(labelled, pieceSizes);
+  counted.forEach((s, i) => { keep[i + 1] = s >= Math.max(0.05 * largest, 2) ? 1 : 0; });
   const kept = keep.reduce((a, b) => a + b, 0);
   if (!kept || (largest < 8 && ink.data.length > 2000)) throw new NoDigitFound();
-  if (kept > MAX_PIECES) throw new NotHandwriting();
+  // Fragments count as one piece, or none beside a piece kept for its own size.
+  const bigGroups = new Set(), speckGroups = new Set();
+  let big = 0;
+  pieceSizes.forEach((s, i) => {
+    if (!keep[i + 1]) return;
+    if (s >= 0.05 * largest) { big++; bigGroups.add(groupOf[i]); } else speckGroups.add(groupOf[i]);
+  });
+  if (big + [...speckGroups].filter((g) => !bigGroups.has(g)).length > MAX_PIECES) throw new NotHandwriting();
   nearTheWriting(labelled, pieceSizes, keep, alongALine);
   const strokes = nd.map({ ...ink, data: labelled.labels }, (v) => keep[v], Uint8Array);
   const [ys, xs] = extent(strokes);
@@ -695,11 +789,16 @@ export function segmentNumber(ink) {
   const pieceSizes = nd.sizes(labelled.labels, labelled.n);
   const largest = nd.max(pieceSizes.slice(1));
   const objects = nd.boxes(labelled);
-  const pieces = [];
+  // Specks kept as fragments (withFragments) are one piece with the others of their group.
+  const { groupOf, groupSizes } = fragmentGroups(labelled, pieceSizes.slice(1));
+  const pieces = [], fragments = new Map();
   for (let i = 1; i <= labelled.n; i++) {
     const [y0, y1, x0, x1] = objects[i];
-    if (pieceSizes[i] >= 0.05 * largest) pieces.push([x0, x1, y0, y1, pieceSizes[i]]);
+    const piece = [x0, x1, y0, y1, pieceSizes[i]], group = groupOf[i - 1];
+    if (pieceSizes[i] >= 0.05 * largest) pieces.push(piece);
+    else if (groupSizes[group] >= 0.05 * largest) fragments.set(group, fragments.has(group) ? union(fragments.get(group), piece) : piece);
   }
+  pieces.push(...fragments.values());
   pieces.sort(compareLists);
   const merged = [];
   for (const piece of pieces) {
