@@ -18,7 +18,8 @@ or below cut off by the photo's edge, a fine pen), each of the 28 with probabili
 eighth `UNSEEN_8` (digits written far apart, dot-grid paper, a coffee cup's ring, a thumb over
 the photo's edge), each of the 32 with probability 1/4; the ninth `UNSEEN_9` (one digit to a
 printed cell, a highlighter's band, a rubber stamp's ring, a phone's flash), each of the 36
-with probability 1/4.
+with probability 1/4; the tenth `UNSEEN_10` (a cheque's security print, a carbon copy, a
+fountain pen's blots, a paper clip), each of the 40 with probability 1/4.
 
 `framed_upload` puts one digit inside another picture: a notebook's plot of the 28x28 array
 (any colormap, axes, ticks, margins), a screen photographed, a printed box or form cell, ruled
@@ -135,9 +136,16 @@ UNSEEN_8 = ("spaced", "dot grid", "coffee stain", "thumb")
 # translucent band across it, a round rubber stamp's ring near or over it, and a phone's
 # flash (a small white hot spot, the corners dark).
 UNSEEN_9 = ("cells", "highlighter", "stamp", "flash")
+# Written down in session 18 (18:21 UTC) before the tenth report set was made or read (after a
+# rubber stamp's ring and faint digits broken up by grain were worked on, on the tuning
+# generator): a cheque's security print behind the writing (fine wavy lines in a pale
+# colour), the number as a carbon copy (soft, spotty blue-black strokes and carbon smudges on
+# the sheet), a fountain pen's blots (round drops on the strokes, and wet ink dragged by the
+# hand), and a paper clip on the sheet near or over the number.
+UNSEEN_10 = ("guilloche", "carbon copy", "blots", "paper clip")
 # The order a per-number draw takes (new lists go at the end: earlier sets draw the same).
 EVERY_EFFECT = (UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5 + UNSEEN_6 + UNSEEN_7
-                + UNSEEN_8 + UNSEEN_9)
+                + UNSEEN_8 + UNSEEN_9 + UNSEEN_10)
 # Printed words a form puts before a number.
 LABELS = ("Total", "No.", "Amount", "Ref.", "Tel.", "Code", "Qty", "Date", "Invoice")
 
@@ -410,6 +418,99 @@ def _stamp(shape: tuple[int, int], number: tuple[int, int, int, int],
     return 1 - strength[..., None] * (1 - colour)
 
 
+def _guilloche(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A cheque's security print (multiplies the paper, [h, w, 3]): two families of fine wavy
+    lines 4-9 pixels apart crossing at an angle, green, blue or pink, 30-60% strong."""
+    gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    pattern = np.zeros(shape, np.float32)
+    for _ in range(2):
+        a = rng.uniform(0, np.pi)
+        along, across = np.cos(a) * gx + np.sin(a) * gy, -np.sin(a) * gx + np.cos(a) * gy
+        wave = rng.uniform(3, 15) * np.sin(2 * np.pi * along / rng.uniform(30, 120)
+                                           + rng.uniform(0, 2 * np.pi))
+        phase = (across + wave) / rng.uniform(4, 9)
+        pattern = np.maximum(pattern, (0.5 + 0.5 * np.cos(2 * np.pi * phase)) ** 3)
+    colour = np.array([(0.45, 0.75, 0.55), (0.45, 0.6, 0.9), (0.9, 0.5, 0.7)][
+        int(rng.integers(0, 3))], np.float32)
+    return 1 - rng.uniform(0.3, 0.6) * pattern[..., None] * (1 - colour)
+
+
+def _carbon_copy(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The strokes as a carbon copy: pressed through a sheet, soft (blurred 1-2 pixels) and
+    spotty where the carbon took unevenly."""
+    soft = ndimage.gaussian_filter(ink, rng.uniform(1.0, 2.0)) * rng.uniform(1.2, 1.6)
+    spots = ndimage.gaussian_filter(rng.random(ink.shape).astype(np.float32), 1.0)
+    spots = np.clip((spots - spots.mean()) / max(float(spots.std()), 1e-6) * 0.25 + 0.8, 0, 1)
+    return np.clip(soft * spots, 0, 1)
+
+
+def _carbon_smudges(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Carbon rubbed onto the copy (multiplies the paper, [h, w]): 2-6 soft grey-blue smudges
+    anywhere, 5-15% dark."""
+    smudges = np.zeros(shape, np.float32)
+    for _ in range(int(rng.integers(2, 7))):
+        y, x = int(rng.integers(0, shape[0])), int(rng.integers(0, shape[1]))
+        smudges[y, x] = 1.0
+    sigma = rng.uniform(0.03, 0.1) * max(shape)
+    smudges = ndimage.gaussian_filter(smudges, sigma)
+    smudges /= max(float(smudges.max()), 1e-9)
+    return 1 - rng.uniform(0.05, 0.15) * smudges
+
+
+def _blots(ink: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A fountain pen's blots on the strokes (`ink`, the sheet's; `height`: the line's): 1-3
+    round drops 0.06-0.15 line heights across where the pen rested, and, half the time, wet
+    ink dragged right by the hand (a faint smear of the writing, a tenth to a third of a line
+    height long)."""
+    ys, xs = np.nonzero(ink > 0.5)
+    if ys.size == 0:
+        return ink
+    gy, gx = np.ogrid[0:ink.shape[0], 0:ink.shape[1]]
+    out = ink.copy()
+    for _ in range(int(rng.integers(1, 4))):
+        k = int(rng.integers(0, ys.size))
+        radius = rng.uniform(0.03, 0.075) * height
+        drop = np.clip(radius + 0.5 - np.hypot(gy - ys[k], gx - xs[k]), 0, 1)
+        out = np.maximum(out, drop.astype(np.float32))
+    if rng.random() < 0.5:
+        length = max(2, int(rng.uniform(0.1, 0.33) * height))
+        smear = ndimage.uniform_filter1d(out, length, axis=1, origin=-(length // 2))
+        out = np.maximum(out, rng.uniform(0.15, 0.35) * smear)
+    return out
+
+
+def _paper_clip(rgb: np.ndarray, number: tuple[int, int, int, int],
+                rng: np.random.Generator) -> np.ndarray:
+    """A paper clip lying on the sheet (`rgb`, [h, w, 3]): a wire 2-4 pixels thick bent into
+    two nested rounded loops 1-2 line heights long, turned any way, grey metal with a bright
+    edge, centred within a line height of the number (`number`: top, left, height, width)."""
+    top, left, h, w = number
+    length, wire = int(rng.uniform(1.0, 2.0) * h), int(rng.integers(2, 5))
+    width = max(4 * wire, int(length * rng.uniform(0.3, 0.4)))
+    canvas = Image.new("L", (length + 4 * wire, width + 4 * wire))
+    draw = ImageDraw.Draw(canvas)
+    o = 2 * wire
+    draw.rounded_rectangle((o, o, o + length, o + width), radius=width // 2, outline=255,
+                           width=wire)
+    inset = int(width * 0.25)
+    draw.rounded_rectangle((o + inset, o + inset, o + length - 2 * inset, o + width - inset),
+                           radius=max(1, width // 2 - inset), outline=255, width=wire)
+    clip = np.asarray(canvas.rotate(rng.uniform(0, 360), Image.Resampling.BILINEAR,
+                                    expand=True), np.float32) / 255
+    cy, cx = _near(number, rng)
+    y0, x0 = int(cy) - clip.shape[0] // 2, int(cx) - clip.shape[1] // 2
+    H, W, _ = rgb.shape
+    ys = slice(max(0, y0), min(H, y0 + clip.shape[0]))
+    xs = slice(max(0, x0), min(W, x0 + clip.shape[1]))
+    part = clip[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0, None]
+    metal = rng.uniform(0.45, 0.7)
+    shine = ndimage.shift(part[..., 0], (-1, -1), order=0) * (1 - part[..., 0])
+    out = rgb.copy()
+    out[ys, xs] = out[ys, xs] * (1 - part) + metal * part
+    out[ys, xs] = np.maximum(out[ys, xs], 0.95 * np.clip(shine, 0, 1)[..., None])
+    return out
+
+
 def _flash(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A phone's flash: the corners 30-60% darker than the middle, a cold cast, and a small
     white hot spot (5-12% of the photo's longer side) anywhere, washing out what it covers."""
@@ -549,6 +650,8 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         paper = _dot_grid(paper, h, rng)
     if "cells" in unseen:
         paper = _cells(paper, ink, rng)
+    if "guilloche" in unseen:
+        paper = paper * _guilloche((H, W), rng)
     if "show-through" in unseen:
         paper = paper * (1 - _show_through(digits, (H, W), rng))[..., None]
     if "fold" in unseen:
@@ -569,6 +672,11 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
             rng.uniform(0.05, 0.2) * haze)[..., None]
         pen = (rng.uniform(0.8, 0.95),) * 3
         ink = _grainy(ink, rng, 1.0, (0.6, 0.9), 0.4)
+    if "carbon copy" in unseen:
+        ink, pen = _carbon_copy(ink, rng), (0.12, 0.13, rng.uniform(0.3, 0.45))
+        paper = paper * _carbon_smudges((H, W), rng)[..., None]
+    if "blots" in unseen:
+        ink = _blots(ink, h, rng)
     rgb = paper * (1 - ink[..., None]) + np.array(pen, np.float32) * ink[..., None]
     if "cast shadow" in unseen:  # The phone's shadow: a hard edge across the number.
         rgb = rgb * _cast_shadow((H, W), (top, left, h, w), rng)[..., None]
@@ -582,6 +690,8 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         rgb = rgb * _stamp((H, W), (top, left, h, w), rng)
     if "flash" in unseen:
         rgb = _flash(rgb, rng)
+    if "paper clip" in unseen:
+        rgb = _paper_clip(rgb, (top, left, h, w), rng)
     rgb += rng.normal(0, rng.uniform(0.005, 0.04), rgb.shape).astype(np.float32)
     if "low light" in unseen:  # Indoor light: a colour cast, and the sensor's noise.
         rgb = rgb * rng.uniform(0.55, 0.85) * rng.uniform([0.9, 0.85, 0.7], [1.05, 1.0, 1.0])

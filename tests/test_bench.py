@@ -160,7 +160,7 @@ def test_touching_pairs_are_seeded_mnist_format_images_of_two_digits():
 
 def test_unseen_effects_ablate_one_at_a_time():
     """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the first report
-    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_9,
+    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_10,
     changes the picture."""
     import numpy as np
 
