@@ -84,7 +84,8 @@ def test_accelerator_phases_past_the_deadline_are_reported_as_not_run():
                                             ("hard_numbers_6", "sixth"),
                                             ("hard_numbers_7", "seventh"),
                                             ("hard_numbers_8", "eighth"),
-                                            ("hard_numbers_9", "ninth")])
+                                            ("hard_numbers_9", "ninth"),
+                                            ("hard_numbers_10", "tenth")])
 def test_hard_numbers_report_sets_are_reproduced_from_their_seeds(tmp_path, mnist_dir, folder,
                                                                  recipe):
     """Each committed report set is what `--write-report-set --recipe` makes: same numbers,

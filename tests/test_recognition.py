@@ -175,7 +175,8 @@ def test_numbers_beside_a_printed_word_are_read_without_it(shipped_checkpoint, r
                                               ("hard_numbers_3", 47), ("hard_numbers_4", 33),
                                               ("hard_numbers_5", 91), ("hard_numbers_6", 69),
                                               ("hard_numbers_7", 43), ("hard_numbers_8", 53),
-                                              ("hard_numbers_9", 23)])
+                                              ("hard_numbers_9", 23),
+                                              ("hard_numbers_10", 23)])
 def test_hard_numbers_report_sets(shipped_checkpoint, folder, at_least):
     """The labelled report sets (tests/data/, made by bench/hard_numbers.py): what BENCHMARKS
     reports, 178, 106, 49, 35, 93, 71, 45, 55 and 25 of 200 exactly right (session 17's
