@@ -171,16 +171,26 @@ def test_numbers_beside_a_printed_word_are_read_without_it(shipped_checkpoint, r
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("folder, at_least", [("hard_numbers", 176), ("hard_numbers_2", 104),
-                                              ("hard_numbers_3", 47), ("hard_numbers_4", 33),
-                                              ("hard_numbers_5", 91), ("hard_numbers_6", 69),
-                                              ("hard_numbers_7", 43), ("hard_numbers_8", 53),
-                                              ("hard_numbers_9", 23),
-                                              ("hard_numbers_10", 23)])
+def test_numbers_under_a_rubber_stamp_are_read_some_and_half_as_often_refused(
+        shipped_checkpoint, real_mnist):
+    """Tuning numbers with a stamp's ring near or across them (`stamp` alone, seed 7): 6 of
+    40 read right and 14 refused when written; none right and 28 refused before the ring was
+    taken out (`preprocess._without_stamp`): its patchy ink counted as a pattern's holes."""
+    numbers = make_numbers(real_mnist.test, 40, 7, TUNING_DIGITS, frozenset({"stamp"}))
+    counts = failure_kinds(Recognizer(Predictor.from_checkpoint(shipped_checkpoint)), numbers)
+    assert counts["right"] >= 5 and counts["refused"] <= 16, counts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder, at_least", [("hard_numbers", 176), ("hard_numbers_2", 109),
+                                              ("hard_numbers_3", 48), ("hard_numbers_4", 34),
+                                              ("hard_numbers_5", 91), ("hard_numbers_6", 71),
+                                              ("hard_numbers_7", 44), ("hard_numbers_8", 53),
+                                              ("hard_numbers_9", 26), ("hard_numbers_10", 23)])
 def test_hard_numbers_report_sets(shipped_checkpoint, folder, at_least):
     """The labelled report sets (tests/data/, made by bench/hard_numbers.py): what BENCHMARKS
-    reports, 178, 106, 49, 35, 93, 71, 45, 55 and 25 of 200 exactly right (session 17's
-    reader; session 16's: 178, 101, 46, 35, 90, 70, 43, 53, and 23 of the ninth), held to
+    reports, 178, 111, 50, 36, 93, 73, 46, 55, 28 and 25 of 200 exactly right (session 18's
+    reader; session 17's: 178, 106, 49, 35, 93, 71, 45, 55, 25 and 23 of the tenth), held to
     within two."""
     recognizer = Recognizer(Predictor.from_checkpoint(shipped_checkpoint))
     counts = failure_kinds(recognizer, read_report_set(REPORT_SET.parent / folder))

@@ -328,7 +328,11 @@ function keepDigitComponents(ink, alongALine = false) {
 
 /** preprocess._taller_than_its_pieces: the strokes span twice their median piece's height,
  * or one piece is 1.4 times as tall. */
-function tallerThanItsPieces(strokes) {
+function tallerThanItsPieces(strokesIn) {
+  const box = extent(strokesIn);
+  if (!box) return false;
+  const [[r0, r1], [c0, c1]] = box;
+  const strokes = nd.crop(strokesIn, r0, r1 + 1, c0, c1 + 1);
   const labelled = strokePieces(strokes);
   if (!labelled.n) return false;
   const pieceSizes = nd.sizes(labelled.labels, labelled.n);
@@ -336,9 +340,8 @@ function tallerThanItsPieces(strokes) {
   const boxes = nd.boxes(labelled);
   const heights = [];
   for (let k = 1; k <= labelled.n; k++) if (pieceSizes[k] >= 0.05 * largest) heights.push(boxes[k][1] - boxes[k][0]);
-  const [rows] = extent(maskOf(labelled));
   const median = nd.median(heights);
-  return rows[1] - rows[0] + 1 >= 2 * median || Math.max(...heights) >= 1.4 * median;
+  return strokes.h >= 2 * median || Math.max(...heights) >= 1.4 * median;
 }
 
 /** preprocess._without_stamp: the ink without a rubber stamp's ring (or two about one
@@ -381,14 +384,25 @@ function withFragments(labelled, pieceSizes) {
   return { counted: pieceSizes.map((s, i) => (s >= 0.05 * largest ? s : groupSizes[groupOf[i]])), groupOf };
 }
 
-/** preprocess._fragment_groups: each piece's group (0: none) and each group's pixels. */
+/** preprocess._fragment_groups: each piece's group (0: none) and each group's pixels, looked
+ * for within the box of the pieces of at least 5% of the largest, widened by twice its height. */
 function fragmentGroups(labelled, pieceSizes) {
-  const pieces = nd.map({ ...labelled, data: labelled.labels }, (v) => (v && pieceSizes[v - 1] > 0 ? 1 : 0), Uint8Array);
+  const largest = nd.max(pieceSizes);
+  const groupOf = new Int32Array(pieceSizes.length);
+  if (!pieceSizes.some((s) => s > 0 && s < 0.05 * largest)) return { groupOf, groupSizes: new Float64Array(1) };
+  const { labels, h, w } = labelled;
+  const big = nd.map({ h, w, data: labels }, (v) => (v && pieceSizes[v - 1] >= 0.05 * largest ? 1 : 0), Uint8Array);
+  const [[r0, r1], [c0, c1]] = extent(big);
+  const reach = 2 * (r1 - r0 + 1);
+  const y0 = Math.max(0, r0 - reach), y1 = Math.min(h, r1 + 1 + reach);
+  const x0 = Math.max(0, c0 - reach), x1 = Math.min(w, c1 + 1 + reach);
+  const near = nd.crop({ h, w, data: labels }, y0, y1, x0, x1);
+  const pieces = nd.map(near, (v) => (v && pieceSizes[v - 1] > 0 ? 1 : 0), Uint8Array);
   const groups = nd.label(nd.binaryDilation(pieces, Math.floor(FRAGMENT_GAP / 2)));
-  const groupOf = new Int32Array(pieceSizes.length), groupSizes = new Float64Array(groups.n + 1);
+  const groupSizes = new Float64Array(groups.n + 1);
   pieces.data.forEach((v, i) => {
     if (!v) return;
-    groupOf[labelled.labels[i] - 1] = groups.labels[i];
+    groupOf[near.data[i] - 1] = groups.labels[i];
     groupSizes[groups.labels[i]] += 1;
   });
   return { groupOf, groupSizes };
