@@ -527,15 +527,16 @@ def _without_stamp(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
     near = np.bincount(slivers[rest & (beside <= RIM)], minlength=n + 1)
     whole = np.bincount(slivers.ravel(), minlength=n + 1)
     rest &= ~(near >= 0.7 * whole)[slivers]
-    # The writing's height: the median of the pieces not mostly on the rings (a digit the
-    # ring crosses keeps its height; what is left of a patchy ring is no writing).
+    # The writing's height: its tallest piece not mostly on the rings (a digit the ring
+    # crosses keeps its height; what is left of a patchy ring is no writing; a 5's bar is
+    # no measure of it).
     labels, n = ndimage.label(strokes, structure=np.ones((3, 3)))
     sizes = np.bincount(labels.ravel())[1:]
     kept = np.bincount(labels[rest], minlength=n + 1)[1:]
     heights = [ys.stop - ys.start for (ys, _), size, left in zip(
         ndimage.find_objects(labels), sizes, kept, strict=True)
         if size >= 0.05 * sizes.max() and left >= 0.5 * size]
-    if not heights or 2 * ring.radius < RING_WIDER * float(np.median(heights)):
+    if not heights or 2 * ring.radius < RING_WIDER * max(heights):
         return ink
     return np.where(strokes & ~rest, 0.0, ink).astype(ink.dtype)
 

@@ -642,3 +642,17 @@ def test_a_faint_digit_broken_by_grain_into_specks_is_kept_whole(degrees):
     kept = preprocess._keep_digit_components(ink, True)
     assert (kept[faint > 0.5] > 0).all()
     assert len(preprocess.segment_number(kept)[1]) == 3
+
+
+def test_a_bold_five_written_in_two_strokes_is_no_stamp(monkeypatch):
+    """A 5 drawn with a broad brush on a transparent canvas (tests/data/bold_five.png, a
+    realistic upload of MNIST test digit 3826 that session 18's first ring search took
+    apart): its bar stands much shorter than its bowl, so the ring is looked for, and a
+    circle through both fills its arcs on the sample but not refitted (`frames._covers`).
+    The digit reads as it does with no ring search at all."""
+    from pathlib import Path
+
+    raw = (Path(__file__).parent / "data" / "bold_five.png").read_bytes()
+    digit = preprocess.preprocess_digit(preprocess.decode(raw)).image
+    monkeypatch.setattr(preprocess, "_without_stamp", lambda ink, strokes: ink)
+    np.testing.assert_array_equal(digit, preprocess.preprocess_digit(preprocess.decode(raw)).image)

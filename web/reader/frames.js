@@ -12,6 +12,7 @@ const BAR_THINNESS = 0.1;
 const EDGE_STEP = 0.5;
 const RING_TRIES = 200, RING_POINTS = 1000, RING_ARCS = 48;
 const RING_BAND = 0.06, RING_COVERAGE = 0.75;
+const REFITTED_COVERAGE = 0.8;
 const RING_FILL = 0.4, RING_FLANK = 0.2;
 const SECOND = [0.55, 0.9];
 
@@ -141,9 +142,18 @@ export function findRing(mask) {
   let best = null;
   for (const t of tries.slice(0, 8)) {
     const ring = refit(ys, xs, { y: t.y, x: t.x, radius: t.radius, halfWidth: 0 });
-    if (ring && solid(mask, ring) && (!best || ring.radius > best.radius)) best = ring;
+    if (ring && covers(ys, xs, ring, mask.h, mask.w) && solid(mask, ring) && (!best || ring.radius > best.radius)) best = ring;
   }
   return best;
+}
+
+/** frames._covers: whether all the stroke pixels fill REFITTED_COVERAGE of the refitted
+ * ring's arcs inside the picture. */
+function covers(ys, xs, ring, h, w) {
+  const band = Math.max(1.5, RING_BAND * ring.radius);
+  const on = ys.map((y, i) => Math.abs(Math.hypot(y - ring.y, xs[i] - ring.x) - ring.radius) <= band);
+  const [inked, shown] = arcs(ys, xs, ring.y, ring.x, ring.radius, on, h, w);
+  return shown >= Math.floor(RING_ARCS / 3) && inked >= REFITTED_COVERAGE * shown;
 }
 
 /** frames.second_ring: a second ring about `ring`'s centre, inside it or outside, or null. */

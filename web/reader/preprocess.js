@@ -362,7 +362,7 @@ function withoutStamp(ink, strokes) {
   const near = new Float64Array(slivers.n + 1), whole = nd.sizes(slivers.labels, slivers.n);
   slivers.labels.forEach((v, i) => { if (v && beside[i] <= RIM) near[v] += 1; });
   rest.data.forEach((v, i) => { const s = slivers.labels[i]; if (v && near[s] >= 0.7 * whole[s]) rest.data[i] = 0; });
-  // The writing's height: the median of the pieces not mostly on the rings.
+  // The writing's height: its tallest piece not mostly on the rings.
   const labelled = nd.label(strokes);
   const pieceSizes = nd.sizes(labelled.labels, labelled.n), left = new Float64Array(labelled.n + 1);
   labelled.labels.forEach((v, i) => { if (rest.data[i]) left[v] += 1; });
@@ -371,7 +371,7 @@ function withoutStamp(ink, strokes) {
   for (let k = 1; k <= labelled.n; k++) {
     if (pieceSizes[k] >= 0.05 * largest && left[k] >= 0.5 * pieceSizes[k]) heights.push(boxes[k][1] - boxes[k][0]);
   }
-  if (!heights.length || 2 * ring.radius < RING_WIDER * nd.median(heights)) return ink;
+  if (!heights.length || 2 * ring.radius < RING_WIDER * Math.max(...heights)) return ink;
   return nd.map(ink, (v, i) => (strokes.data[i] && !rest.data[i] ? 0 : v));
 }
 
