@@ -890,28 +890,11 @@ def segment_number(ink: np.ndarray
     ink: the valleys of its column profile, and the even spacings of a piece 2-4 digits wide,
     are cuts too. A span may join pieces (a broken digit) or split one (touching digits);
     which spans read best is for the model to say (`recognition`)."""
-    from scipy import ndimage  # Deferred: see the module docstring.
-
     labels, n = stroke_pieces(ink)
     if n == 0:
         raise NoDigitFound()
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    # Specks kept as fragments (`_with_fragments`) are one piece with the others of their
-    # group: a faint digit that grain broke up is one piece of ink.
-    group_of, group_sizes = _fragment_groups(labels, sizes)
-    speck = sizes < 0.05 * sizes.max()
-    fragments: dict[int, list[float]] = {}
-    pieces = []
-    for sl, size, group, small in zip(ndimage.find_objects(labels), sizes, group_of, speck,
-                                      strict=True):
-        piece = [sl[1].start, sl[1].stop, sl[0].start, sl[0].stop, float(size)]
-        if not small:
-            pieces.append(piece)
-        elif group_sizes[group] >= 0.05 * sizes.max():
-            fragments[group] = _union(fragments[group], piece) if group in fragments else piece
-    pieces = sorted(pieces + list(fragments.values()))
     merged: list[list[float]] = []
-    for piece in pieces:
+    for piece in _line_pieces(labels, n):
         if merged and _overlap(piece, merged[-1]) > 0.5 * min(piece[1] - piece[0],
                                                               merged[-1][1] - merged[-1][0]):
             merged[-1] = _union(merged[-1], piece)
@@ -948,6 +931,27 @@ def segment_number(ink: np.ndarray
              if (cuts[j] - cuts[i] <= MAX_DIGIT_WIDTH * line_height and not any(wall[i + 1:j]))
              or (i in between and j == between[between.index(i) + 1])]
     return cuts, between, spans, line_height
+
+
+def _line_pieces(labels: np.ndarray, n: int) -> list[list[float]]:
+    """The `n` stroke pieces of `labels` as [x0, x1, y0, y1, area], left to right, less
+    specks; specks kept as fragments (`_with_fragments`) are one piece with the others of
+    their group: a faint digit that grain broke up is one piece of ink."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    group_of, group_sizes = _fragment_groups(labels, sizes)
+    speck = sizes < 0.05 * sizes.max()
+    fragments: dict[int, list[float]] = {}
+    pieces = []
+    for sl, size, group, small in zip(ndimage.find_objects(labels), sizes, group_of, speck,
+                                      strict=True):
+        piece = [sl[1].start, sl[1].stop, sl[0].start, sl[0].stop, float(size)]
+        if not small:
+            pieces.append(piece)
+        elif group_sizes[group] >= 0.05 * sizes.max():
+            fragments[group] = _union(fragments[group], piece) if group in fragments else piece
+    return sorted(pieces + list(fragments.values()))
 
 
 def _without_printed_words(pieces: list[list[float]]) -> list[list[float]]:
