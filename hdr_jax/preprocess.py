@@ -430,7 +430,7 @@ def _keep_digit_components(ink: np.ndarray, along_a_line: bool = False) -> np.nd
     """Drops what is not writing: printed lines and specks (components far smaller than the
     largest one: dust, JPEG blocks); `along_a_line`, a line drawn under the writing too; and
     a rubber stamp's ring where what is kept looks like no writing or stands taller than its
-    pieces (the ring is looked for only then: it costs a tenth of a line's reading)."""
+    pieces (the ring is looked for only then: the search is dear)."""
     try:
         kept = _digit_components(ink, along_a_line)
     except NotHandwriting:

@@ -27,6 +27,11 @@ TRAIN_ARGS = ["--epochs", "3", "--batch-size", "32", "--checkpoint-every-steps",
               "--validation-size", "0", "--no-progress", "--cpu-devices", "2"]
 
 
+def _data_files(folder):
+    """The files of array data (OCDBT's `d/` folders)."""
+    return sorted(p for p in folder.rglob("d/*") if p.is_file())
+
+
 def _largest_file(folder):
     """The largest file of array data (OCDBT's `d/` folders): which file is largest overall
     depends on how a save's writes were split, and a metadata file is not always read."""
@@ -71,14 +76,19 @@ def test_corrupt_checkpoint_is_reported_not_loaded(tmp_path):
     dataset = synthetic_mnist()
     config = small_config(tmp_path, max_steps=4, checkpoint_every_steps=2)
     train_and_evaluate(config, dataset, progress=False)
-    victim = _largest_file(tmp_path / "checkpoints" / "4" / "state")
-    raw = bytearray(victim.read_bytes())
-    raw[len(raw) // 2: len(raw) // 2 + 64] = bytes(64)  # Zero 64 bytes in the middle.
-    victim.write_bytes(bytes(raw))
+    # Every file of array data, not only the largest: which of them a restore reads depends
+    # on how the save's writes were split (an unread one, corrupted, went unnoticed once in
+    # CI, session 18).
+    victims = _data_files(tmp_path / "checkpoints" / "4" / "state")
+    raws = [bytearray(victim.read_bytes()) for victim in victims]
+    for victim, raw in zip(victims, raws, strict=True):
+        raw[len(raw) // 2: len(raw) // 2 + 64] = bytes(64)  # Zero 64 bytes in the middle.
+        victim.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="checkpoint .*4 is corrupt"):
         train_and_evaluate(config, dataset, progress=False)
     # Truncation too.
-    victim.write_bytes(bytes(raw[:100]))
+    for victim, raw in zip(victims, raws, strict=True):
+        victim.write_bytes(bytes(raw[:100]))
     with pytest.raises(CheckpointError, match="corrupt or incomplete|is corrupt"):
         train_and_evaluate(config, dataset, progress=False)
 
@@ -88,10 +98,10 @@ def test_cli_reports_a_corrupt_checkpoint_in_one_line(tmp_path):
     args = ["--data-dir", str(data_dir), "--workdir", str(tmp_path / "w"), "--max-steps", "4",
             *TRAIN_ARGS]
     assert run_cli(*args).returncode == 0
-    victim = _largest_file(tmp_path / "w" / "checkpoints" / "4" / "state")
-    raw = bytearray(victim.read_bytes())
-    raw[len(raw) // 2: len(raw) // 2 + 16] = b"\x01" * 16
-    victim.write_bytes(bytes(raw))
+    for victim in _data_files(tmp_path / "w" / "checkpoints" / "4" / "state"):
+        raw = bytearray(victim.read_bytes())
+        raw[len(raw) // 2: len(raw) // 2 + 16] = b"\x01" * 16
+        victim.write_bytes(bytes(raw))
     bad = run_cli(*args[:-2])
     assert bad.returncode == 2
     last = bad.stderr.strip().splitlines()[-1]
