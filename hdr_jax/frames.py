@@ -171,15 +171,21 @@ def find_ring(mask: np.ndarray) -> Ring | None:
 
 
 def _covers(ys: np.ndarray, xs: np.ndarray, ring: Ring, shape: tuple[int, ...]) -> bool:
-    """Whether the stroke pixels (`ys`, `xs`, all of them) fill `REFITTED_COVERAGE` of
-    `ring`'s arcs inside the picture (a stamp's ring, refitted, fills 83-100% on the tuning
-    generator; a circle through a bold 5's bar and bowl passed on the sample and filled 76%
-    refitted)."""
-    on = np.abs(np.hypot(ys - ring.y, xs - ring.x) - ring.radius) <= max(
-        1.5, RING_BAND * ring.radius)
-    inked, shown = _arcs(ys.astype(np.float64), xs.astype(np.float64), np.array([ring.y]),
-                         np.array([ring.x]), np.array([ring.radius]), on[None], shape)
-    return shown[0] >= RING_ARCS // 3 and inked[0] >= REFITTED_COVERAGE * shown[0]
+    """Whether the stroke pixels (`ys`, `xs`, all of them) fill `REFITTED_COVERAGE` of the
+    refitted `ring`'s arcs inside the picture (a circle through a bold 5's bar and bowl passed
+    on the sample but not refitted: BENCHMARKS.md, session 18)."""
+    return _fills(ys, xs, ring.y, ring.x, ring.radius, max(1.5, RING_BAND * ring.radius),
+                  REFITTED_COVERAGE, shape)
+
+
+def _fills(ys: np.ndarray, xs: np.ndarray, y: float, x: float, radius: float, band: float,
+           coverage: float, shape: tuple[int, ...]) -> bool:
+    """Whether the pixels (`ys`, `xs`) within `band` of the circle (`y`, `x`, `radius`) fill
+    `coverage` of its arcs inside the picture, and a third of the circle lies there."""
+    on = np.abs(np.hypot(ys - y, xs - x) - radius) <= band
+    inked, shown = _arcs(ys.astype(np.float64), xs.astype(np.float64), np.array([y]),
+                         np.array([x]), np.array([radius]), on[None], shape)
+    return shown[0] >= RING_ARCS // 3 and inked[0] >= coverage * shown[0]
 
 
 def second_ring(mask: np.ndarray, ring: Ring) -> Ring | None:
@@ -201,10 +207,7 @@ def second_ring(mask: np.ndarray, ring: Ring) -> Ring | None:
     at = np.arange(counts.size)
     near = total[np.minimum(at + width + 1, counts.size)] - total[np.maximum(at - width, 0)]
     radius = lo + int(np.argmax(near)) + 0.5
-    on = np.abs(distance - radius) <= width
-    inked, shown = _arcs(ys.astype(np.float64), xs.astype(np.float64), np.array([ring.y]),
-                         np.array([ring.x]), np.array([radius]), on[None], mask.shape)
-    if shown[0] < RING_ARCS // 3 or inked[0] < RING_COVERAGE * shown[0]:
+    if not _fills(ys, xs, ring.y, ring.x, radius, width, RING_COVERAGE, mask.shape):
         return None
     return _refit(ys, xs, Ring(ring.y, ring.x, radius, 0.0))
 

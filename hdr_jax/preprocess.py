@@ -445,8 +445,8 @@ def _keep_digit_components(ink: np.ndarray, along_a_line: bool = False) -> np.nd
 
 def _taller_than_its_pieces(strokes: np.ndarray) -> bool:
     """Whether `strokes` span twice as many rows as their median piece is tall, or one piece
-    is 1.4 times as tall (written numbers: at most 1.7 and 1.2 times, on the tuning
-    generator, and 2.0 and 1.5 times where a stamp's ring is kept with them)."""
+    is 1.4 times as tall: between what written numbers reach and what a stamp's ring kept
+    with them does (on the tuning generator, a throwaway look: BENCHMARKS.md, session 18)."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
     rows, cols = np.nonzero(strokes.any(1))[0], np.nonzero(strokes.any(0))[0]
