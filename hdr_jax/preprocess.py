@@ -72,10 +72,18 @@ STROKE, FAINT_STROKE = 0.15, 0.05
 FRAGMENT_GAP = 4
 RING_WIDER = 1.2  # A stamp's ring is this much wider than the writing is tall, at least.
 RIM = 1.8  # Of a ring's half-thickness: how far its ragged edge reaches.
+# A wire lying on the sheet (a paper clip): strokes under `WIRE_THIN` of the writing's bold
+# strokes wide, in a piece at least `WIRE_LONG` times as long as the writing is tall. Chosen
+# on the tuning generator with a paper clip (session 19).
+WIRE_THIN, WIRE_LONG = 0.5, 1.3
 # Line heights: a digit is at most `MAX_DIGIT_WIDTH` wide, pieces of ink closer than
 # `JOIN_GAP` may be one broken digit, and a piece is cut at up to `MAX_CUTS` places.
 MAX_DIGIT_WIDTH, JOIN_GAP, MAX_CUTS = 1.4, 0.3, 12
-SPACED_FROM = 0.45  # A piece is also cut evenly into k digits from k times this wide.
+# A piece is also cut evenly into k digits (2 to `SPACED_UP_TO`: a run of touching digits)
+# from k times `SPACED_FROM` line heights wide. Cut from 0.3 line heights a digit, more tuning
+# numbers read right, but no more of the report sets, with three times the spans to read:
+# every digit is offered in halves, and a half can read as a sure digit (session 19).
+SPACED_FROM, SPACED_UP_TO = 0.45, 6
 # Of a digit's 95th-percentile stroke level: full ink in MNIST format. MNIST's strokes are
 # mostly saturated; a photo's, resized, are not, and less so where the pen pressed lightly.
 # Chosen on the tuning generator with and without a pressure gradient (session 10).
@@ -429,15 +437,19 @@ def stroke_pieces(ink: np.ndarray) -> tuple[np.ndarray, int]:
 def _keep_digit_components(ink: np.ndarray, along_a_line: bool = False) -> np.ndarray:
     """Drops what is not writing: printed lines and specks (components far smaller than the
     largest one: dust, JPEG blocks); `along_a_line`, a line drawn under the writing too; and
-    a rubber stamp's ring where what is kept looks like no writing or stands taller than its
-    pieces (the ring is looked for only then: the search is dear)."""
+    a rubber stamp's ring, or else a paper clip's wire, where what is kept looks like no
+    writing or stands taller than its pieces (they are looked for only then: the ring's
+    search is dear)."""
     try:
         kept = _digit_components(ink, along_a_line)
     except NotHandwriting:
         kept = None
-    if ((kept is None or _taller_than_its_pieces(kept))
-            and (without := _without_stamp(ink, stroke_pieces(ink)[0] > 0)) is not ink):
-        return _digit_components(without, along_a_line)
+    if kept is None or _taller_than_its_pieces(kept):
+        strokes = stroke_pieces(ink)[0] > 0
+        if (without := _without_stamp(ink, strokes)) is ink:
+            without = _without_wire(ink, strokes)
+        if without is not ink:
+            return _digit_components(without, along_a_line)
     if kept is None:
         raise NotHandwriting()
     return kept
@@ -539,6 +551,55 @@ def _without_stamp(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
     if not heights or 2 * ring.radius < RING_WIDER * max(heights):
         return ink
     return np.where(strokes & ~rest, 0.0, ink).astype(ink.dtype)
+
+
+def _without_wire(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+    """`ink` without a wire lying on the sheet, a paper clip (`ink` itself if there is none):
+    the `strokes` under `WIRE_THIN` of the width of the strokes that make most of the ink,
+    grouped across the bold strokes they cross, where a group reaches `WIRE_LONG` times as far
+    as the rest's median piece is tall. Writing all in fine strokes (a fine pen, under 3
+    pixels wide) has none thinner by that much; a thin digit is no longer than the line."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    distance, ridge = _ridges(strokes)
+    if not ridge.any():
+        return ink
+    # The strokes that make most of the ink: ridge distances weighted by themselves (a
+    # stroke's pixels grow with its width), at their median. A long wire has more ridge.
+    ridges = np.sort(distance[ridge])
+    total = np.cumsum(ridges)
+    bold = float(ridges[np.searchsorted(total, 0.5 * total[-1])])
+    if (thin := WIRE_THIN * bold) < 1:
+        return ink
+    # What a disc wider than `thin` reaches, rolled inside the strokes, is writing.
+    wide = strokes & ndimage.binary_dilation(distance > thin, iterations=int(np.ceil(thin)) + 1)
+    rest, n = ndimage.label(wide, structure=np.ones((3, 3)))
+    sizes = np.bincount(rest.ravel())[1:]
+    heights = [ys.stop - ys.start for (ys, _), size in zip(ndimage.find_objects(rest), sizes,
+                                                           strict=True)
+               if size >= 0.05 * sizes.max()]
+    # The wire's pieces either side of a bold stroke it crosses are one wire.
+    wire = strokes & ~wide
+    groups, n = ndimage.label(ndimage.binary_dilation(wire, iterations=int(np.ceil(2 * bold))),
+                              structure=np.ones((3, 3)))
+    wires = np.where(wire, groups, 0)
+    if not heights or n == 0:
+        return ink
+    long = np.zeros(n + 1, bool)
+    long[1:] = [box is not None and max(box[0].stop - box[0].start, box[1].stop - box[1].start)
+                >= WIRE_LONG * np.median(heights)
+                for box in ndimage.find_objects(wires, max_label=n)]
+    if not long.any():
+        return ink
+    return np.where(long[wires], 0.0, ink).astype(ink.dtype)
+
+
+def _ridges(strokes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each stroke pixel's distance to the paper, and where it peaks (the strokes' middle)."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    distance = ndimage.distance_transform_edt(strokes)
+    return distance, strokes & (distance >= ndimage.maximum_filter(distance, size=3))
 
 
 def _with_fragments(labels: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -998,7 +1059,7 @@ def _set_as_print(word: list[list[float]], height: float) -> bool:
 
 def _valleys(columns: np.ndarray, x0: int, x1: int, line_height: float) -> list[int]:
     """Where the piece [x0, x1) may be cut inside: the columns with least ink (touching
-    digits meet there), and the even spacings of a piece wide enough for 2-4 digits."""
+    digits meet there), and the even spacings of a piece wide enough for 2-6 digits."""
     width = x1 - x0
     inside = columns[x0:x1]
     if width < 3 or not (inside > 0).any():
@@ -1006,7 +1067,8 @@ def _valleys(columns: np.ndarray, x0: int, x1: int, line_height: float) -> list[
     valleys = [x0 + i for i in range(1, width - 1)
                if inside[i] <= inside[i - 1] and inside[i] < inside[i + 1]
                and inside[i] < 0.6 * float(np.median(inside[inside > 0]))]
-    spaced = [x0 + width * k // count for count in range(2, 5) for k in range(1, count)
+    spaced = [x0 + width * k // count for count in range(2, SPACED_UP_TO + 1)
+              for k in range(1, count)
               if width >= SPACED_FROM * count * line_height]
     interior: list[int] = []
     gap = max(2, int(0.12 * line_height))
@@ -1083,11 +1145,7 @@ def stroke_width(ink: np.ndarray) -> float:
     """The strokes' usual width in pixels, where they are at least half their full strength
     (the 95th percentile): twice the distance from their middle (the ridge of the distance
     to the paper) to their edge, less the middle pixel counted twice."""
-    from scipy import ndimage  # Deferred: see the module docstring.
-
-    strokes = ink > 0.5 * float(np.percentile(ink[ink > 0], 95))
-    distance = ndimage.distance_transform_edt(strokes)
-    ridge = strokes & (distance >= ndimage.maximum_filter(distance, size=3))
+    distance, ridge = _ridges(ink > 0.5 * float(np.percentile(ink[ink > 0], 95)))
     return 2 * float(np.median(distance[ridge])) - 1
 
 

@@ -183,6 +183,22 @@ def test_line_height_is_the_typical_digit_not_the_tallest_piece():
     assert preprocess.segment_number(digits_of_uneven_height())[3] == 41.0
 
 
+def test_a_run_of_five_touching_zeros_is_offered_a_cut_at_each_joint():
+    """Five rings 0.6 line heights wide, each overlapping the next by 4 pixels, are one piece
+    2.7 line heights wide, inked most where they join: the piece is cut evenly into five
+    (`SPACED_UP_TO`), and each joint has a cut within 3 pixels. Cut into at most four (before
+    session 19), every joint's nearest cut was 7-12 pixels off."""
+    ink = np.zeros((100, 260), np.float32)
+    for k in range(5):
+        x = 40 + 32 * k
+        ink[20:80, x:x + 36] = 1.0
+        ink[28:72, x + 8:x + 28] = 0.0
+    cuts, between, _, height = preprocess.segment_number(ink)
+    assert height == 60.0 and len(between) == 2  # One piece, cut at its two ends...
+    for joint in (74, 106, 138, 170):  # ... and inside, at each joint.
+        assert min(abs(c - joint) for c in cuts) <= 3, (joint, cuts)
+
+
 def test_number_fragments_join_their_digit_and_far_specks_are_dropped():
     img = np.zeros((120, 600), np.uint8)
     img[20:100, 40:52] = 255                      # 1
@@ -624,6 +640,52 @@ def test_a_zero_among_digits_is_no_stamps_ring():
     ink = _drawn([("line", [(60, 20), (60, 80)]), ("arc", (100, 20, 160, 80), 0, 360),
                   ("line", [(200, 20), (200, 80)])])
     assert preprocess._without_stamp(ink, ink > 0.5) is ink
+
+
+def _clip(size: tuple[int, int], box: tuple[int, int, int, int], wire: int = 2) -> np.ndarray:
+    """A paper clip standing upright: two nested loops of wire `wire` pixels thick, the outer
+    one `box` (x0, y0, x1, y1)."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("L", size)
+    draw = ImageDraw.Draw(canvas)
+    x0, y0, x1, y1 = box
+    inset = (x1 - x0) // 4
+    draw.rounded_rectangle(box, radius=(x1 - x0) // 2, outline=255, width=wire)
+    draw.rounded_rectangle((x0 + inset, y0 + inset, x1 - inset, y1 - 2 * inset),
+                           radius=(x1 - x0) // 2 - inset, outline=255, width=wire)
+    return np.asarray(canvas, np.float32) / 255
+
+
+def test_a_paper_clip_across_a_number_goes_and_its_digits_stay():
+    """A clip of 2-pixel wire standing twice the line's height across the 0 of a 1, a 0 and
+    a 2 written 8 pixels wide (`_without_wire`, looked for as what is kept stands taller than
+    its pieces): the wire goes, but where it crosses the 0's strokes, and the digits keep every
+    pixel."""
+    digits = _drawn([("line", [(60, 40), (60, 100)]), ("arc", (100, 40, 140, 100), 0, 360),
+                     ("arc", (170, 40, 206, 70), 180, 40), ("line", [(203, 62), (170, 100)]),
+                     ("line", [(170, 100), (210, 100)])], size=(300, 160), width=8)
+    clip = _clip(digits.shape[::-1], (110, 5, 150, 125))
+    out = preprocess._keep_digit_components(np.maximum(digits, 0.8 * clip), True)
+    assert not (out[(clip > 0.5) & (ndimage.distance_transform_edt(digits < 0.5) > 3)] > 0).any()
+    assert (out[digits > 0.5] > 0.5).all()
+
+
+def test_writing_all_in_fine_strokes_has_no_wire():
+    """Touching digits written with a fine pen (2 pixels), a piece twice the line's height
+    long: no stroke is thinner than the writing's by `WIRE_THIN`, so nothing goes."""
+    ink = _drawn([("arc", (40, 20, 100, 80), 0, 360), ("arc", (98, 20, 158, 80), 0, 360),
+                  ("line", [(200, 20), (200, 80)])], width=2)
+    assert preprocess._without_wire(ink, ink > 0.5) is ink
+
+
+def test_a_thin_digit_beside_bold_ones_is_no_wire():
+    """A 1 written thin (2 pixels) beside bold 0s (8 pixels), as tall as they are: thin, but
+    shorter than `WIRE_LONG` line heights, so it stays."""
+    ink = _drawn([("arc", (40, 20, 100, 80), 0, 360), ("arc", (120, 20, 180, 80), 0, 360)],
+                 width=8)
+    ink = np.maximum(ink, _drawn([("line", [(220, 20), (220, 80)])], width=2))
+    assert preprocess._without_wire(ink, ink > 0.5) is ink
 
 
 @pytest.mark.parametrize("degrees", [6, 3])  # 15 fragments; 30, more than MAX_PIECES.

@@ -14,6 +14,7 @@ const MAX_PIECES = 24;
 const MAX_HOLES_PER_DIGIT_WIDTH = 4;
 export const STROKE = 0.15, FAINT_STROKE = 0.05;
 const MAX_DIGIT_WIDTH = 1.4, JOIN_GAP = 0.3, MAX_CUTS = 12;
+const SPACED_FROM = 0.45, SPACED_UP_TO = 6;  // preprocess's
 const FULL_INK = 0.6; // preprocess.FULL_INK
 const SMALL_LINE = 20;  // preprocess.SMALL_LINE
 const GRAINY = 0.3, GRAIN_SIGMA = 1.5, LOCAL_INK = 0.5;
@@ -24,6 +25,7 @@ const WORD_GAP = 0.35, SMALLER_WORD = 0.8, PRINTED_LETTERS = 3, LETTER_GAP = 0.3
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
 const FRAGMENT_GAP = 4, RING_WIDER = 1.2, RIM = 1.8;  // preprocess's
+const WIRE_THIN = 0.5, WIRE_LONG = 1.3;  // preprocess's
 
 export class PreprocessError extends Error {}
 export class ImageTooLarge extends PreprocessError {}
@@ -319,7 +321,9 @@ function keepDigitComponents(ink, alongALine = false) {
     if (!(err instanceof NotHandwriting)) throw err;
   }
   if (kept === null || tallerThanItsPieces(kept)) {
-    const without = withoutStamp(ink, maskOf(strokePieces(ink)));
+    const strokes = maskOf(strokePieces(ink));
+    let without = withoutStamp(ink, strokes);
+    if (without === ink) without = withoutWire(ink, strokes);
     if (without !== ink) return digitComponents(without, alongALine);
   }
   if (kept === null) throw new NotHandwriting();
@@ -342,6 +346,54 @@ function tallerThanItsPieces(strokesIn) {
   for (let k = 1; k <= labelled.n; k++) if (pieceSizes[k] >= 0.05 * largest) heights.push(boxes[k][1] - boxes[k][0]);
   const median = nd.median(heights);
   return strokes.h >= 2 * median || Math.max(...heights) >= 1.4 * median;
+}
+
+/** preprocess._without_wire: the ink without a paper clip's wire (the same object where
+ * there is none): strokes under WIRE_THIN of the width of those that make most of the ink,
+ * grouped across the bold strokes they cross, where a group reaches WIRE_LONG times the rest's
+ * median piece height. */
+export function withoutWire(ink, strokes) {
+  const { distance, ridge } = ridges(strokes);
+  if (!ridge.length) return ink;
+  // Ridge distances weighted by themselves, at their median: the strokes that make most ink.
+  const sorted = Float64Array.from(ridge).sort();
+  const total = sorted.reduce((sum, d) => sum + d, 0);
+  let k = 0;
+  for (let sum = sorted[0]; sum < 0.5 * total; sum += sorted[++k]);
+  const bold = sorted[k], thin = WIRE_THIN * bold;
+  if (thin < 1) return ink;
+  const core = nd.map(distance, (d, i) => (strokes.data[i] && d > thin ? 1 : 0), Uint8Array);
+  const reach = nd.binaryDilation(core, Math.ceil(thin) + 1);
+  const wide = nd.map(strokes, (v, i) => (v && reach.data[i] ? 1 : 0), Uint8Array);
+  const rest = nd.label(wide);
+  const restSizes = nd.sizes(rest.labels, rest.n), restBoxes = nd.boxes(rest), heights = [];
+  const largest = rest.n ? nd.max(restSizes.slice(1)) : 0;
+  for (let k = 1; k <= rest.n; k++) if (restSizes[k] >= 0.05 * largest) heights.push(restBoxes[k][1] - restBoxes[k][0]);
+  // The wire's pieces either side of a bold stroke it crosses are one wire.
+  const wire = nd.map(strokes, (v, i) => (v && !wide.data[i] ? 1 : 0), Uint8Array);
+  const groups = nd.label(nd.binaryDilation(wire, Math.ceil(2 * bold)));
+  const wires = { ...groups, labels: groups.labels.map((v, i) => (wire.data[i] ? v : 0)) };
+  if (!heights.length || !wires.n) return ink;
+  const height = nd.median(heights), boxes = nd.boxes(wires), long = new Uint8Array(wires.n + 1);
+  for (let k = 1; k <= wires.n; k++) {
+    const box = boxes[k];
+    long[k] = box && Math.max(box[1] - box[0], box[3] - box[2]) >= WIRE_LONG * height ? 1 : 0;
+  }
+  if (!long.some(Boolean)) return ink;
+  return nd.map(ink, (v, i) => (long[wires.labels[i]] ? 0 : v), ink.data.constructor);
+}
+
+/** preprocess._ridges: each stroke pixel's distance to the paper, and the distances where it
+ * peaks (the strokes' middle). */
+function ridges(strokes) {
+  const distance = nd.distanceTransform(strokes);
+  let peak = distance;
+  for (const axis of [0, 1]) peak = nd.maximumFilter1d(peak, 3, axis);
+  const ridge = [];
+  for (let i = 0; i < distance.data.length; i++) {
+    if (strokes.data[i] && distance.data[i] >= peak.data[i]) ridge.push(distance.data[i]);
+  }
+  return { distance, ridge };
 }
 
 /** preprocess._without_stamp: the ink without a rubber stamp's ring (or two about one
@@ -916,8 +968,8 @@ function valleys(columns, x0, x1, lineHeight) {
     if (inside[i] <= inside[i - 1] && inside[i] < inside[i + 1] && inside[i] < 0.6 * typical) found.push(x0 + i);
   }
   const spaced = [];
-  for (let count = 2; count < 5; count++) {
-    if (width < 0.45 * count * lineHeight) continue;
+  for (let count = 2; count <= SPACED_UP_TO; count++) {
+    if (width < SPACED_FROM * count * lineHeight) continue;
     for (let k = 1; k < count; k++) spaced.push(x0 + Math.floor((width * k) / count));
   }
   const interior = [];
@@ -981,14 +1033,7 @@ export function numberLine(upload, lookInside = 2, closer = true) {
 export function strokeWidth(ink) {
   const inked = ink.data.filter((v) => v > 0);
   const half = 0.5 * nd.percentile(inked, 95);
-  const strokes = nd.map(ink, (v) => (v > half ? 1 : 0), Uint8Array);
-  const distance = nd.distanceTransform(strokes);
-  let peak = distance;
-  for (const axis of [0, 1]) peak = nd.maximumFilter1d(peak, 3, axis);
-  const ridge = [];
-  for (let i = 0; i < distance.data.length; i++) {
-    if (strokes.data[i] && distance.data[i] >= peak.data[i]) ridge.push(distance.data[i]);
-  }
+  const { ridge } = ridges(nd.map(ink, (v) => (v > half ? 1 : 0), Uint8Array));
   return 2 * nd.median(ridge) - 1;
 }
 
