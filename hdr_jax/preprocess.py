@@ -72,9 +72,9 @@ STROKE, FAINT_STROKE = 0.15, 0.05
 FRAGMENT_GAP = 4
 RING_WIDER = 1.2  # A stamp's ring is this much wider than the writing is tall, at least.
 RIM = 1.8  # Of a ring's half-thickness: how far its ragged edge reaches.
-# A wire lying on the sheet (a paper clip): strokes under `WIRE_THIN` of the writing's bold
-# strokes wide, in a piece at least `WIRE_LONG` times as long as the writing is tall. Chosen
-# on the tuning generator with a paper clip (session 19).
+# A wire lying on the sheet (a paper clip): strokes under `WIRE_THIN` of the writing's
+# strokes wide, reaching `WIRE_LONG` times as far as its tallest piece. Chosen on the tuning
+# generator with a paper clip and with pencil (session 19).
 WIRE_THIN, WIRE_LONG = 0.5, 1.3
 # Line heights: a digit is at most `MAX_DIGIT_WIDTH` wide, pieces of ink closer than
 # `JOIN_GAP` may be one broken digit, and a piece is cut at up to `MAX_CUTS` places.
@@ -557,8 +557,9 @@ def _without_wire(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
     """`ink` without a wire lying on the sheet, a paper clip (`ink` itself if there is none):
     the `strokes` under `WIRE_THIN` of the width of the strokes that make most of the ink,
     grouped across the bold strokes they cross, where a group reaches `WIRE_LONG` times as far
-    as the rest's median piece is tall. Writing all in fine strokes (a fine pen, under 3
-    pixels wide) has none thinner by that much; a thin digit is no longer than the line."""
+    as the rest's tallest piece is tall (not the median: a skipping pen breaks the writing
+    into short pieces). Writing all in fine strokes (a fine pen, under 3 pixels wide) has
+    none thinner by that much; a thin digit is no longer than the line."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
     distance, ridge = _ridges(strokes)
@@ -587,7 +588,7 @@ def _without_wire(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
         return ink
     long = np.zeros(n + 1, bool)
     long[1:] = [box is not None and max(box[0].stop - box[0].start, box[1].stop - box[1].start)
-                >= WIRE_LONG * np.median(heights)
+                >= WIRE_LONG * max(heights)
                 for box in ndimage.find_objects(wires, max_label=n)]
     if not long.any():
         return ink

@@ -351,7 +351,7 @@ function tallerThanItsPieces(strokesIn) {
 /** preprocess._without_wire: the ink without a paper clip's wire (the same object where
  * there is none): strokes under WIRE_THIN of the width of those that make most of the ink,
  * grouped across the bold strokes they cross, where a group reaches WIRE_LONG times the rest's
- * median piece height. */
+ * tallest piece. */
 export function withoutWire(ink, strokes) {
   const { distance, ridge } = ridges(strokes);
   if (!ridge.length) return ink;
@@ -374,7 +374,7 @@ export function withoutWire(ink, strokes) {
   const groups = nd.label(nd.binaryDilation(wire, Math.ceil(2 * bold)));
   const wires = { ...groups, labels: groups.labels.map((v, i) => (wire.data[i] ? v : 0)) };
   if (!heights.length || !wires.n) return ink;
-  const height = nd.median(heights), boxes = nd.boxes(wires), long = new Uint8Array(wires.n + 1);
+  const height = Math.max(...heights), boxes = nd.boxes(wires), long = new Uint8Array(wires.n + 1);
   for (let k = 1; k <= wires.n; k++) {
     const box = boxes[k];
     long[k] = box && Math.max(box[1] - box[0], box[3] - box[2]) >= WIRE_LONG * height ? 1 : 0;
