@@ -73,16 +73,17 @@ FRAGMENT_GAP = 4
 RING_WIDER = 1.2  # A stamp's ring is this much wider than the writing is tall, at least.
 RIM = 1.8  # Of a ring's half-thickness: how far its ragged edge reaches.
 # A wire lying on the sheet (a paper clip): strokes under `WIRE_THIN` of the writing's
-# strokes wide, reaching `WIRE_LONG` times as far as its tallest piece. Chosen on the tuning
-# generator with a paper clip and with pencil (session 19).
-WIRE_THIN, WIRE_LONG = 0.5, 1.3
+# strokes wide, in pieces at least `WIRE_PIECE` of its tallest piece long, reaching
+# `WIRE_LONG` times as far as that piece. Chosen on the tuning generator with a paper clip
+# and with pencil, and checked against spent report sets (session 19).
+WIRE_THIN, WIRE_LONG, WIRE_PIECE = 0.5, 1.3, 0.3
 # Line heights: a digit is at most `MAX_DIGIT_WIDTH` wide, pieces of ink closer than
 # `JOIN_GAP` may be one broken digit, and a piece is cut at up to `MAX_CUTS` places.
 MAX_DIGIT_WIDTH, JOIN_GAP, MAX_CUTS = 1.4, 0.3, 12
 # A piece is also cut evenly into k digits (2 to `SPACED_UP_TO`: a run of touching digits)
 # from k times `SPACED_FROM` line heights wide. Cut from 0.3 line heights a digit, more tuning
-# numbers read right, but no more of the report sets, with three times the spans to read:
-# every digit is offered in halves, and a half can read as a sure digit (session 19).
+# numbers read right, but no more of the report sets (BENCHMARKS.md, session 19), with many
+# more spans to read: every digit is offered in halves, and a half can read as a sure digit.
 SPACED_FROM, SPACED_UP_TO = 0.45, 6
 # Of a digit's 95th-percentile stroke level: full ink in MNIST format. MNIST's strokes are
 # mostly saturated; a photo's, resized, are not, and less so where the pen pressed lightly.
@@ -574,18 +575,22 @@ def _without_wire(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
         return ink
     # What a disc wider than `thin` reaches, rolled inside the strokes, is writing.
     wide = strokes & ndimage.binary_dilation(distance > thin, iterations=int(np.ceil(thin)) + 1)
-    rest, n = ndimage.label(wide, structure=np.ones((3, 3)))
+    rest, _ = ndimage.label(wide, structure=np.ones((3, 3)))
     sizes = np.bincount(rest.ravel())[1:]
     heights = [ys.stop - ys.start for (ys, _), size in zip(ndimage.find_objects(rest), sizes,
                                                            strict=True)
                if size >= 0.05 * sizes.max()]
-    # The wire's pieces either side of a bold stroke it crosses are one wire.
-    wire = strokes & ~wide
+    # The wire's pieces either side of a bold stroke it crosses are one wire; bits of grain
+    # or of print (each under `WIRE_PIECE` of the tallest piece long) are none of it.
+    pieces, n = ndimage.label(strokes & ~wide, structure=np.ones((3, 3)))
+    if not heights or n == 0:
+        return ink
+    reach = np.array([0] + [max(ys.stop - ys.start, xs.stop - xs.start)
+                            for ys, xs in ndimage.find_objects(pieces)])
+    wire = (reach >= WIRE_PIECE * max(heights))[pieces]
     groups, n = ndimage.label(ndimage.binary_dilation(wire, iterations=int(np.ceil(2 * bold))),
                               structure=np.ones((3, 3)))
     wires = np.where(wire, groups, 0)
-    if not heights or n == 0:
-        return ink
     long = np.zeros(n + 1, bool)
     long[1:] = [box is not None and max(box[0].stop - box[0].start, box[1].stop - box[1].start)
                 >= WIRE_LONG * max(heights)

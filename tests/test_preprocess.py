@@ -679,6 +679,17 @@ def test_writing_all_in_fine_strokes_has_no_wire():
     assert preprocess._without_wire(ink, ink > 0.5) is ink
 
 
+def test_a_dotted_line_of_thin_dashes_is_no_wire():
+    """Thin dashes (2 pixels, 10 long, 4 apart) in a row under bold 0s, two and a half line
+    heights long together: each dash is under `WIRE_PIECE` of the line long (bits of grain or
+    print), so none is a wire's piece and nothing goes."""
+    ink = _drawn([("arc", (40, 20, 100, 80), 0, 360), ("arc", (120, 20, 180, 80), 0, 360)],
+                 width=8)
+    for x in range(40, 190, 14):
+        ink[96:98, x:x + 10] = 1.0
+    assert preprocess._without_wire(ink, ink > 0.5) is ink
+
+
 def test_a_thin_digit_beside_bold_ones_is_no_wire():
     """A 1 written thin (2 pixels) beside bold 0s (8 pixels), as tall as they are: thin, but
     shorter than `WIRE_LONG` line heights, so it stays."""

@@ -25,7 +25,7 @@ const WORD_GAP = 0.35, SMALLER_WORD = 0.8, PRINTED_LETTERS = 3, LETTER_GAP = 0.3
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
 const FRAGMENT_GAP = 4, RING_WIDER = 1.2, RIM = 1.8;  // preprocess's
-const WIRE_THIN = 0.5, WIRE_LONG = 1.3;  // preprocess's
+const WIRE_THIN = 0.5, WIRE_LONG = 1.3, WIRE_PIECE = 0.3;  // preprocess's
 
 export class PreprocessError extends Error {}
 export class ImageTooLarge extends PreprocessError {}
@@ -369,12 +369,17 @@ export function withoutWire(ink, strokes) {
   const restSizes = nd.sizes(rest.labels, rest.n), restBoxes = nd.boxes(rest), heights = [];
   const largest = rest.n ? nd.max(restSizes.slice(1)) : 0;
   for (let k = 1; k <= rest.n; k++) if (restSizes[k] >= 0.05 * largest) heights.push(restBoxes[k][1] - restBoxes[k][0]);
-  // The wire's pieces either side of a bold stroke it crosses are one wire.
-  const wire = nd.map(strokes, (v, i) => (v && !wide.data[i] ? 1 : 0), Uint8Array);
+  // The wire's pieces either side of a bold stroke it crosses are one wire; bits of grain or
+  // of print (each under WIRE_PIECE of the tallest piece long) are none of it.
+  const pieces = nd.label(nd.map(strokes, (v, i) => (v && !wide.data[i] ? 1 : 0), Uint8Array));
+  if (!heights.length || !pieces.n) return ink;
+  const height = Math.max(...heights), lengths = nd.boxes(pieces).map(
+    (b) => (b ? Math.max(b[1] - b[0], b[3] - b[2]) : 0));
+  const wire = nd.map(strokes, (v, i) => (lengths[pieces.labels[i]] >= WIRE_PIECE * height ? 1 : 0),
+                      Uint8Array);
   const groups = nd.label(nd.binaryDilation(wire, Math.ceil(2 * bold)));
   const wires = { ...groups, labels: groups.labels.map((v, i) => (wire.data[i] ? v : 0)) };
-  if (!heights.length || !wires.n) return ink;
-  const height = Math.max(...heights), boxes = nd.boxes(wires), long = new Uint8Array(wires.n + 1);
+  const boxes = nd.boxes(wires), long = new Uint8Array(wires.n + 1);
   for (let k = 1; k <= wires.n; k++) {
     const box = boxes[k];
     long[k] = box && Math.max(box[1] - box[0], box[3] - box[2]) >= WIRE_LONG * height ? 1 : 0;
