@@ -182,7 +182,7 @@ def test_numbers_under_a_rubber_stamp_are_read_some_and_half_as_often_refused(
 
 
 @pytest.mark.slow
-def test_numbers_under_a_paper_clip_read_right_more_often_with_its_wire_taken_out(
+def test_numbers_under_a_paper_clip_are_read_right_at_least_17_of_40(
         shipped_checkpoint, real_mnist):
     """Tuning numbers with a paper clip lying near or across them (`paper clip` alone, seed
     7): 18 of 40 read right when written, 14 with no wire taken out
