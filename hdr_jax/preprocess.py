@@ -460,20 +460,26 @@ def _taller_than_its_pieces(strokes: np.ndarray) -> bool:
     """Whether `strokes` span twice as many rows as their median piece is tall, or one piece
     is 1.4 times as tall: between what written numbers reach and what a stamp's ring kept
     with them does (on the tuning generator, a throwaway look: BENCHMARKS.md, session 18)."""
-    from scipy import ndimage  # Deferred: see the module docstring.
-
     rows, cols = np.nonzero(strokes.any(1))[0], np.nonzero(strokes.any(0))[0]
     if rows.size == 0:
         return False
     labels, n = stroke_pieces(strokes[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
     if n == 0:
         return False
-    sizes = np.bincount(labels.ravel())[1:]
-    heights = [ys.stop - ys.start for (ys, _), size in zip(ndimage.find_objects(labels), sizes,
-                                                           strict=True)
-               if size >= 0.05 * sizes.max()]
+    heights = _piece_heights(labels)
     median = float(np.median(heights))
     return labels.shape[0] >= 2 * median or max(heights) >= 1.4 * median
+
+
+def _piece_heights(labels: np.ndarray) -> list[int]:
+    """How tall each piece of `labels` (1 to n, none empty) is, specks (under 5% of the
+    largest piece) left out."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    sizes = np.bincount(labels.ravel())[1:]
+    return [ys.stop - ys.start for (ys, _), size in zip(ndimage.find_objects(labels), sizes,
+                                                        strict=True)
+            if size >= 0.05 * sizes.max()]
 
 
 def _digit_components(ink: np.ndarray, along_a_line: bool) -> np.ndarray:
@@ -575,11 +581,7 @@ def _without_wire(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
         return ink
     # What a disc wider than `thin` reaches, rolled inside the strokes, is writing.
     wide = strokes & ndimage.binary_dilation(distance > thin, iterations=int(np.ceil(thin)) + 1)
-    rest, _ = ndimage.label(wide, structure=np.ones((3, 3)))
-    sizes = np.bincount(rest.ravel())[1:]
-    heights = [ys.stop - ys.start for (ys, _), size in zip(ndimage.find_objects(rest), sizes,
-                                                           strict=True)
-               if size >= 0.05 * sizes.max()]
+    heights = _piece_heights(ndimage.label(wide, structure=np.ones((3, 3)))[0])
     # The wire's pieces either side of a bold stroke it crosses are one wire; bits of grain
     # or of print (each under `WIRE_PIECE` of the tallest piece long) are none of it.
     pieces, n = ndimage.label(strokes & ~wide, structure=np.ones((3, 3)))

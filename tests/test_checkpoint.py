@@ -35,7 +35,7 @@ def _data_files(folder):
 def _largest_file(folder):
     """The largest file of array data (OCDBT's `d/` folders): which file is largest overall
     depends on how a save's writes were split, and a metadata file is not always read."""
-    return max((p for p in folder.rglob("d/*") if p.is_file()), key=lambda p: p.stat().st_size)
+    return max(_data_files(folder), key=lambda p: p.stat().st_size)
 
 
 @pytest.mark.slow

@@ -339,13 +339,19 @@ function tallerThanItsPieces(strokesIn) {
   const strokes = nd.crop(strokesIn, r0, r1 + 1, c0, c1 + 1);
   const labelled = strokePieces(strokes);
   if (!labelled.n) return false;
-  const pieceSizes = nd.sizes(labelled.labels, labelled.n);
-  const largest = nd.max(pieceSizes.slice(1));
-  const boxes = nd.boxes(labelled);
-  const heights = [];
-  for (let k = 1; k <= labelled.n; k++) if (pieceSizes[k] >= 0.05 * largest) heights.push(boxes[k][1] - boxes[k][0]);
+  const heights = pieceHeights(labelled);
   const median = nd.median(heights);
   return strokes.h >= 2 * median || Math.max(...heights) >= 1.4 * median;
+}
+
+/** preprocess._piece_heights: how tall each labelled piece is, specks (under 5% of the
+ * largest piece) left out. */
+function pieceHeights(labelled) {
+  if (!labelled.n) return [];
+  const pieceSizes = nd.sizes(labelled.labels, labelled.n);
+  const largest = nd.max(pieceSizes.slice(1)), boxes = nd.boxes(labelled), heights = [];
+  for (let k = 1; k <= labelled.n; k++) if (pieceSizes[k] >= 0.05 * largest) heights.push(boxes[k][1] - boxes[k][0]);
+  return heights;
 }
 
 /** preprocess._without_wire: the ink without a paper clip's wire (the same object where
@@ -365,10 +371,7 @@ export function withoutWire(ink, strokes) {
   const core = nd.map(distance, (d, i) => (strokes.data[i] && d > thin ? 1 : 0), Uint8Array);
   const reach = nd.binaryDilation(core, Math.ceil(thin) + 1);
   const wide = nd.map(strokes, (v, i) => (v && reach.data[i] ? 1 : 0), Uint8Array);
-  const rest = nd.label(wide);
-  const restSizes = nd.sizes(rest.labels, rest.n), restBoxes = nd.boxes(rest), heights = [];
-  const largest = rest.n ? nd.max(restSizes.slice(1)) : 0;
-  for (let k = 1; k <= rest.n; k++) if (restSizes[k] >= 0.05 * largest) heights.push(restBoxes[k][1] - restBoxes[k][0]);
+  const heights = pieceHeights(nd.label(wide));
   // The wire's pieces either side of a bold stroke it crosses are one wire; bits of grain or
   // of print (each under WIRE_PIECE of the tallest piece long) are none of it.
   const pieces = nd.label(nd.map(strokes, (v, i) => (v && !wide.data[i] ? 1 : 0), Uint8Array));
