@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,27 @@ def fingerprint(tree: Any) -> str:
 def _path_str(path: tuple) -> str:
     parts = (getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
     return "/".join(str(p) for p in parts)
+
+
+def _quiet_abandoned_reads() -> None:
+    """Drops one report that only a failed restore makes. When one read of a damaged
+    checkpoint fails, orbax closes its event loop while tensorstore still finishes the reads
+    it had started; their callbacks then raise "Event loop is closed" in tensorstore's threads,
+    which Python prints as a traceback (about one failed CLI run in four under load). Those
+    reads' results are unwanted, and the CLI has already said what failed in one line. Every
+    other unraisable exception still goes to the hook that was there before."""
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_abandoned_reads", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        err = unraisable.exc_value
+        if isinstance(err, RuntimeError) and str(err) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook.drops_abandoned_reads = True
+    sys.unraisablehook = hook
 
 
 def _restore_error(where: Path, err: Exception) -> CheckpointError:
@@ -101,6 +123,7 @@ class TrainCheckpoints:
         """Restores into the structure, shapes and shardings of `target` (abstract is fine)."""
         where = self.directory / str(step)
         ocp = self._ocp
+        _quiet_abandoned_reads()
         try:
             restored = self._manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
@@ -157,6 +180,7 @@ def load_inference(directory: str | Path) -> tuple[dict, dict]:
     """Reads a checkpoint written by `save_inference`: (variables as numpy, info)."""
     directory = Path(directory).absolute()
     info = read_info(directory)
+    _quiet_abandoned_reads()
     try:
         with _orbax().StandardCheckpointer() as ckptr:
             meta = ckptr.metadata(directory / "variables")
