@@ -19,7 +19,9 @@ eighth `UNSEEN_8` (digits written far apart, dot-grid paper, a coffee cup's ring
 the photo's edge), each of the 32 with probability 1/4; the ninth `UNSEEN_9` (one digit to a
 printed cell, a highlighter's band, a rubber stamp's ring, a phone's flash), each of the 36
 with probability 1/4; the tenth `UNSEEN_10` (a cheque's security print, a carbon copy, a
-fountain pen's blots, a paper clip), each of the 40 with probability 1/4.
+fountain pen's blots, a paper clip), each of the 40 with probability 1/4; the eleventh
+`UNSEEN_11` (continental 1s and 7s, a yellow legal pad, a halftone screen, a photo out of
+focus), each of the 44 with probability 1/4.
 
 `framed_upload` puts one digit inside another picture: a notebook's plot of the 28x28 array
 (any colormap, axes, ticks, margins), a screen photographed, a printed box or form cell, ruled
@@ -143,9 +145,16 @@ UNSEEN_9 = ("cells", "highlighter", "stamp", "flash")
 # the sheet), a fountain pen's blots (round drops on the strokes, and wet ink dragged by the
 # hand), and a paper clip on the sheet near or over the number.
 UNSEEN_10 = ("guilloche", "carbon copy", "blots", "paper clip")
+# Written down in session 20 (00:40 UTC) before the eleventh report set was made or read (after
+# a paper clip's wire was taken out, on the tuning generator): digits written the continental
+# way (a 1 with a long flag, a 7 with a bar across its stem: MNIST's writers seldom did), a
+# yellow legal pad (blue rules, and a red margin line down the sheet near or through the
+# number), a printed halftone screen behind part of the writing (a form's shaded field), and a
+# photo out of focus (a disk blur: the autofocus caught the background).
+UNSEEN_11 = ("continental", "legal pad", "halftone", "defocus")
 # The order a per-number draw takes (new lists go at the end: earlier sets draw the same).
 EVERY_EFFECT = (UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5 + UNSEEN_6 + UNSEEN_7
-                + UNSEEN_8 + UNSEEN_9 + UNSEEN_10)
+                + UNSEEN_8 + UNSEEN_9 + UNSEEN_10 + UNSEEN_11)
 # Printed words a form puts before a number.
 LABELS = ("Total", "No.", "Amount", "Ref.", "Tel.", "Code", "Qty", "Date", "Invoice")
 
@@ -154,9 +163,10 @@ def unseen_effects(unseen: bool | frozenset[str] | set[str]) -> frozenset[str]:
     return frozenset(UNSEEN if unseen is True else unseen or ())
 
 
-def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[str]
-          ) -> np.ndarray:
-    """Digits side by side: float [h, w] ink in [0, 1]; some faint, some touching."""
+def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[str],
+          labels: list[int] | None = None) -> np.ndarray:
+    """Digits side by side: float [h, w] ink in [0, 1]; some faint, some touching. `labels`
+    (the digits') is needed by "continental" only."""
     height = int(rng.integers(50, 150))
     if "small" in unseen:  # Photographed from afar.
         height = int(rng.integers(24, 49))
@@ -164,7 +174,9 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
         height = int(rng.integers(100, 181))
     mixed = rng.random() < MIXED_PRESSURE  # Pressure changes from digit to digit.
     pieces = []
-    for d in digits:
+    for k, d in enumerate(digits):
+        if "continental" in unseen and labels is not None:
+            d = _continental(d, labels[k], rng)
         pressure = rng.uniform(0.4, 1.0) if mixed else rng.uniform(0.75, 1.0)
         size = int(height * rng.uniform(0.75, 1.15)) if "sizes" in unseen else height
         bold = rng.uniform(1.0, 2.0) if "marker" in unseen else rng.uniform(-0.3, 0.7)
@@ -218,6 +230,34 @@ def _line(digits: list[np.ndarray], rng: np.random.Generator, unseen: frozenset[
         angle = float(np.sign(angle) or 1) * rng.uniform(6, 15)
     return np.asarray(Image.fromarray(line, "F").rotate(angle, Image.Resampling.BILINEAR,
                                                         expand=True), np.float32)
+
+
+def _continental(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
+    """An MNIST 1 given a long flag down to the left from its top, or a 7 a bar across its
+    stem, as much of Europe writes them; other digits as they are (uint8 [h, w])."""
+    if label not in (1, 7):
+        return digit
+    ys, xs = np.nonzero(digit > 100)
+    if ys.size == 0:
+        return digit
+    stroke = Image.new("L", digit.shape[::-1])
+    draw = ImageDraw.Draw(stroke)
+    width = int(rng.integers(2, 4))
+    tall = int(ys.max() - ys.min())
+    if label == 1:  # The flag: from the top, 30-60 degrees below the horizontal.
+        top = int(ys.min())
+        x = float(xs[ys <= top + 1].mean())
+        length, angle = rng.uniform(0.3, 0.5) * tall, np.radians(rng.uniform(30, 60))
+        draw.line([(x, top), (x - length * np.cos(angle), top + length * np.sin(angle))],
+                  fill=255, width=width)
+    else:  # The bar: across the stem, a little below the middle.
+        y = int(ys.min() + tall * rng.uniform(0.45, 0.6))
+        row = xs[np.abs(ys - y) <= 1]
+        x = float(row.mean()) if row.size else float(xs.mean())
+        half = rng.uniform(3, 5.5)
+        draw.line([(x - half, y), (x + half, y)], fill=255, width=width)
+    pen = ndimage.gaussian_filter(np.asarray(stroke, np.float32), 0.6)
+    return np.maximum(digit, np.clip(pen * 1.3, 0, 255).astype(np.uint8))
 
 
 def _separators(n: int, rng: np.random.Generator) -> dict[int, str]:
@@ -328,6 +368,65 @@ def _ruled(paper: np.ndarray, baseline: int, spacing: int, rng: np.random.Genera
         colour = np.array((0.95, 0.45, 0.45), np.float32)
     rule = ndimage.gaussian_filter(rule, 0.5)
     return paper * (1 - rule[..., None] * (1 - colour))
+
+
+def _legal_pad(paper: np.ndarray, number: tuple[int, int, int, int],
+               rng: np.random.Generator) -> np.ndarray:
+    """`paper` as a yellow legal pad: blue rules a line apart, one near the number's baseline
+    (`number`: its top, left, height, width), and a red margin line (sometimes two) down the
+    sheet somewhere from a line height left of the number to half-way along it."""
+    H, W, _ = paper.shape
+    top, left, h, w = number
+    yellow = np.array([1.0, rng.uniform(0.93, 0.99), rng.uniform(0.55, 0.75)], np.float32)
+    rules = np.zeros((H, W), np.float32)
+    spacing = max(8, int(h * rng.uniform(0.8, 1.2)))
+    for y in range((top + int(0.8 * h)) % spacing, H, spacing):
+        rules[y:y + int(rng.integers(1, 3))] = 1.0
+    margin = np.zeros((H, W), np.float32)
+    x = int(np.clip(rng.uniform(left - h / 1.4, left + w / 2), 0, W - 3))
+    margin[:, x:x + int(rng.integers(1, 4))] = 1.0
+    if rng.random() < 0.5:
+        second = min(W - 2, x + int(rng.integers(3, 7)))
+        margin[:, second:second + 1] = 1.0
+    blue = np.array((0.55, 0.7, 0.95), np.float32)
+    red = np.array((0.95, rng.uniform(0.35, 0.55), rng.uniform(0.4, 0.6)), np.float32)
+    paper = paper * yellow * (1 - ndimage.gaussian_filter(rules, 0.5)[..., None] * (1 - blue))
+    return paper * (1 - ndimage.gaussian_filter(margin, 0.5)[..., None] * (1 - red))
+
+
+def _halftone(shape: tuple[int, int], number: tuple[int, int, int, int],
+              rng: np.random.Generator) -> np.ndarray:
+    """A printed field shaded with a halftone screen (multiplies the paper, [h, w, 3]): round
+    dots 3-7 pixels apart on a grid at 45 degrees, grey or a colour, covering a rectangle
+    from somewhere in the number (`number`: top, left, height, width) past its right end, or
+    all of it."""
+    H, W = shape
+    top, left, h, w = number
+    y0 = max(0, top - int(rng.uniform(0.1, 0.5) * h))
+    y1 = min(H, top + h + int(rng.uniform(0.1, 0.5) * h))
+    x0 = max(0, left + int(rng.uniform(-0.3, 0.7) * w))
+    x1 = min(W, left + w + int(rng.uniform(0.05, 0.5) * w))
+    gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
+    period = rng.uniform(3, 7)
+    u, v = (gx + gy) / np.sqrt(2), (gx - gy) / np.sqrt(2)
+    screen = (np.cos(2 * np.pi * u / period) + np.cos(2 * np.pi * v / period)) / 4 + 0.5
+    dots = ndimage.gaussian_filter((screen > rng.uniform(0.55, 0.8)).astype(np.float32), 0.5)
+    field = np.zeros((H, W), np.float32)
+    field[y0:y1, x0:x1] = 1.0
+    colour = np.array([(0.3, 0.3, 0.3), (0.4, 0.55, 0.85), (0.85, 0.45, 0.45)][
+        int(rng.integers(0, 3))], np.float32)
+    return 1 - rng.uniform(0.4, 0.8) * (dots * field)[..., None] * (1 - colour)
+
+
+def _defocus(image: Image.Image, radius: float) -> Image.Image:
+    """`image` out of focus: each pixel spread over a disk of `radius` pixels."""
+    r = int(np.ceil(radius))
+    gy, gx = np.mgrid[-r:r + 1, -r:r + 1]
+    disk = (gx ** 2 + gy ** 2 <= radius ** 2).astype(np.float32)
+    pixels = np.asarray(image, np.float32)
+    blurred = np.stack([ndimage.convolve(pixels[..., c], disk / disk.sum(), mode="nearest")
+                        for c in range(3)], -1)
+    return Image.fromarray(np.clip(blurred + 0.5, 0, 255).astype(np.uint8), "RGB")
 
 
 def _dot_grid(paper: np.ndarray, spacing: int, rng: np.random.Generator) -> np.ndarray:
@@ -609,11 +708,13 @@ def _paper(shape: tuple[int, int], rng: np.random.Generator, unseen: frozenset[s
 
 
 def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
-                       unseen: bool | frozenset[str] | set[str] = False) -> bytes:
+                       unseen: bool | frozenset[str] | set[str] = False,
+                       labels: list[int] | None = None) -> bytes:
     """`digits`: uint8 [28, 28] MNIST images, written left to right and photographed: JPEG.
-    `unseen`: True for every effect of `UNSEEN`, or a set of their names."""
+    `unseen`: True for every effect of `UNSEEN`, or a set of their names. `labels`: the
+    digits' (only "continental" needs them)."""
     unseen = unseen_effects(unseen)
-    line = _line(digits, rng, unseen)
+    line = _line(digits, rng, unseen, labels)
     h, w = line.shape
     printed = None
     if "label" in unseen:  # A printed word before the number, on the paper, in black.
@@ -652,6 +753,10 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         paper = _cells(paper, ink, rng)
     if "guilloche" in unseen:
         paper = paper * _guilloche((H, W), rng)
+    if "legal pad" in unseen:
+        paper = _legal_pad(paper, (top, left, h, w), rng)
+    if "halftone" in unseen:
+        paper = paper * _halftone((H, W), (top, left, h, w), rng)
     if "show-through" in unseen:
         paper = paper * (1 - _show_through(digits, (H, W), rng))[..., None]
     if "fold" in unseen:
@@ -701,6 +806,8 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         rgb = _washed_out(rgb, rng.uniform(0.15, 0.4) * max(H, W), (0.4, 0.85), rng)
     image = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.6)))
+    if "defocus" in unseen:  # Digits about h / 1.4 tall: a disk 2.5-6% of that across.
+        image = _defocus(image, h / 1.4 * rng.uniform(0.025, 0.06))
     if "motion" in unseen and rng.random() < 0.5:  # Hand shake: motion blur.
         length = int(rng.integers(2, 6))
         kernel = np.zeros((length * 2 + 1,) * 2, np.float32)

@@ -161,14 +161,15 @@ def test_touching_pairs_are_seeded_mnist_format_images_of_two_digits():
 
 def test_unseen_effects_ablate_one_at_a_time():
     """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the first report
-    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_10,
-    changes the picture."""
+    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_11,
+    changes the picture (digits labelled 1, 7, 1: "continental" changes only those)."""
     import numpy as np
 
     from bench.hard_uploads import EVERY_EFFECT, UNSEEN, hard_number_upload
 
     digits = [np.pad(np.full((20, 8), 255, np.uint8), 4)] * 3
-    made = lambda unseen: hard_number_upload(digits, np.random.default_rng(3), unseen)
+    made = lambda unseen: hard_number_upload(digits, np.random.default_rng(3), unseen,
+                                             labels=[1, 7, 1])
     assert made(True) == made(frozenset(UNSEEN)) != made(False) == made(frozenset())
     alone = {name: made(frozenset({name})) for name in EVERY_EFFECT}
     assert len({made(False), *alone.values()}) == len(EVERY_EFFECT) + 1
@@ -220,7 +221,7 @@ def test_the_third_recipe_draws_each_effect_for_each_number(monkeypatch):
 
     drawn = []
     monkeypatch.setattr(hard_numbers, "hard_number_upload",
-                        lambda digits, rng, unseen: drawn.append(unseen) or b"")
+                        lambda digits, rng, unseen, labels: drawn.append(unseen) or b"")
     digits = Split(np.zeros((10, 28, 28), np.uint8), np.arange(10, dtype=np.int32))
     everything = hard_numbers.REPORT_RECIPES["third"][1]
     assert len(everything) == 12
