@@ -3,6 +3,8 @@ digit count, wrong digit, refused) and digits inside other pictures (plots, scre
 ruled and squared paper).
 
   python bench/hard_numbers.py --data-dir DIR [--numbers 400] [--framed 100]
+  python bench/hard_numbers.py --data-dir DIR --numbers 500 --framed 0 --tuning-seeds 1 2 3 4
+      # fresh draws of the tuning generator: the reader was tuned on seed 0 alone
   python bench/hard_numbers.py --data-dir DIR --report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers
   python bench/hard_numbers.py --data-dir DIR --write-report-set tests/data/hard_numbers_2 \
@@ -354,6 +356,9 @@ def main() -> None:
     p.add_argument("--stroke-widths", action="store_true",
                    help="stroke width over digit height: MNIST, tuning lines with and without "
                         "a marker")
+    p.add_argument("--tuning-seeds", type=int, nargs="+", default=[0], metavar="SEED",
+                   help="tuning generator seeds to read --numbers of each (0: what the reader "
+                        "was tuned on; others are fresh draws of the same generator)")
     p.add_argument("--misses", type=Path,
                    help="write the tuning numbers read wrong (with --tuning-effects), and why, "
                         "to this folder")
@@ -403,10 +408,15 @@ def main() -> None:
         named = (" + every effect" if effects == set(EVERY_EFFECT) else
                  "".join(f" + {e}" for e in sorted(effects)))
         some = f" ({args.tuning_chance:.0%} each)" if args.tuning_chance < 1 and effects else ""
-        numbers = make_numbers(test, args.numbers, seed=0, digits=TUNING_DIGITS,
-                               unseen=effects, chance=args.tuning_chance)
-        print(_row("tuning generator (seed 0)" + named + some,
-                   failure_kinds(recognizer, numbers)), flush=True)
+        totals = dict.fromkeys(("right", "wrong count", "wrong digit", "refused"), 0)
+        for seed in args.tuning_seeds:
+            numbers = make_numbers(test, args.numbers, seed=seed, digits=TUNING_DIGITS,
+                                   unseen=effects, chance=args.tuning_chance)
+            counts = failure_kinds(recognizer, numbers)
+            totals = {kind: totals[kind] + counts[kind] for kind in totals}
+            print(_row(f"tuning generator (seed {seed})" + named + some, counts), flush=True)
+        if len(args.tuning_seeds) > 1:
+            print(_row("tuning generator, those seeds", totals), flush=True)
     for folder in args.report_set:
         print(_row(f"report set ({folder.name})",
                    failure_kinds(recognizer, read_report_set(folder))), flush=True)

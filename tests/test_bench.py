@@ -85,7 +85,8 @@ def test_accelerator_phases_past_the_deadline_are_reported_as_not_run():
                                             ("hard_numbers_7", "seventh"),
                                             ("hard_numbers_8", "eighth"),
                                             ("hard_numbers_9", "ninth"),
-                                            ("hard_numbers_10", "tenth")])
+                                            ("hard_numbers_10", "tenth"),
+                                            ("hard_numbers_11", "eleventh")])
 def test_hard_numbers_report_sets_are_reproduced_from_their_seeds(tmp_path, mnist_dir, folder,
                                                                  recipe):
     """Each committed report set is what `--write-report-set --recipe` makes: same numbers,
@@ -157,6 +158,24 @@ def test_touching_pairs_are_seeded_mnist_format_images_of_two_digits():
         rows, cols = np.nonzero(image.any(1))[0], np.nonzero(image.any(0))[0]
         assert cols[-1] - cols[0] + 1 == 20 and rows[-1] - rows[0] + 1 < 20
         assert not image[:4].any() and not image[:, :4].any()
+
+
+def test_hard_numbers_reads_each_tuning_seed_and_their_total(mnist_dir):
+    """`--tuning-seeds 0 5`: a row per seed (seed 0 the same numbers as without the flag)
+    and a row that adds them up."""
+    def rows(*flags):
+        out = _run("bench/hard_numbers.py", "--data-dir", str(mnist_dir), "--numbers", "4",
+                   "--framed", "0", *flags)
+        return {line[:36].strip(): [float(v.rstrip("%")) for v in line[36:].split()]
+                for line in out.splitlines() if line.startswith("  tuning generator")}
+
+    alone, both = rows(), rows("--tuning-seeds", "0", "5")
+    assert list(both) == ["tuning generator (seed 0)", "tuning generator (seed 5)",
+                          "tuning generator, those seeds"]
+    assert alone["tuning generator (seed 0)"] == both["tuning generator (seed 0)"]
+    zero, five, total = both.values()
+    assert [a + b for a, b in zip(zero[1:], five[1:], strict=True)] == total[1:]
+    assert total[-1] == 8 and abs(total[0] - (zero[0] + five[0]) / 2) < 0.01
 
 
 def test_unseen_effects_ablate_one_at_a_time():

@@ -448,6 +448,47 @@ def test_the_noise_floor_clears_the_paper_texture_when_ink_is_scarce_or_plentifu
         assert np.mean(paper > floor) < 0.005 and floor < 0.2, (share, floor)
 
 
+def test_above_the_floor_keeps_faint_ink_only_where_it_joins_ink_above_the_floor():
+    """Hysteresis across the noise floor: a faint run joined to a stroke is kept (less the
+    faint floor), the same run alone is not, and nothing under the faint floor is."""
+    top_hat = np.zeros((5, 12), np.float32)
+    top_hat[2, 0:3] = 0.5  # A stroke, over the floor (0.4).
+    top_hat[2, 3:6] = 0.35  # Faint, joined to it.
+    top_hat[2, 8:11] = 0.35  # Faint, alone.
+    top_hat[0, 0:3] = 0.25  # Under the faint floor (0.3), though it touches nothing anyway.
+    out = preprocess._above_the_floor(top_hat, 0.4, 0.3)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[2, 0:6], [0.2] * 3 + [0.05] * 3, atol=1e-6)
+    assert not out[2, 6:].any() and not out[0].any()
+
+
+def test_a_faint_thin_loop_beside_a_bold_stroke_stays_whole_along_a_line(monkeypatch):
+    """A bold 1 and a faint, thin 0 on grainy paper (the 0 at 0.064 below the paper: between
+    the faint floor and the floor, grain taking it above and below): along a line the 0 is
+    one closed piece; without the faint floor (`FAINT_MADS` = `NOISE_MADS`) it broke into
+    many, as faint digits beside bold ones did in the tuning generator (session 20). Away
+    from the writing no grain reaches a stroke's level either way."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:160, 0:260]
+    paper = 0.8 + ndimage.gaussian_filter(rng.normal(0, 0.03, yy.shape), 1.0)
+    bar = (np.abs(xx - 80) <= 4) & (yy >= 40) & (yy <= 120)
+    ring = np.clip(1 - np.abs(np.hypot((yy - 80) / 40, (xx - 170) / 28) - 1) * 28 / 2.5, 0, 1)
+    grey = (paper - 0.6 * bar - 0.064 * ring).astype(np.float32)
+
+    def pieces_and_loops(mads):
+        monkeypatch.setattr(preprocess, "FAINT_MADS", mads)
+        ink = preprocess.ink_map(grey, along_a_line=True)
+        away = np.ones(ink.shape, bool)
+        away[30:131, 65:96] = away[30:131, 130:210] = False
+        assert not (ink[away] > preprocess.FAINT_STROKE).any()
+        loop = ink[:, 120:] > preprocess.FAINT_STROKE
+        return ndimage.label(loop, np.ones((3, 3)))[1], int(np.sum(preprocess._gaps(loop) > 20))
+
+    assert pieces_and_loops(preprocess.FAINT_MADS) == (1, 1)  # One piece around one hole.
+    pieces, closed = pieces_and_loops(preprocess.NOISE_MADS)
+    assert pieces >= 5 and closed == 0
+
+
 def _pitted_ring() -> tuple[np.ndarray, np.ndarray]:
     """A ring (a 0), and the same with its stroke pitted by one-pixel gaps (pencil grain)."""
     yy, xx = np.mgrid[0:60, 0:50]
