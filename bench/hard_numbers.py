@@ -15,6 +15,8 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR --framed 0 --tuning-effects gradient \
       --full-ink 0.6   # tuning numbers with named report-set effects; FULL_INK chosen so
   python bench/hard_numbers.py --data-dir DIR --follow-strokes ...   # cuts along the strokes
+  python bench/hard_numbers.py --data-dir DIR --faint-mads 3 --tuning-seeds 1 2 3 4   # a
+      # faint floor (preprocess.FAINT_MADS), measured and not shipped
   python bench/hard_numbers.py --data-dir DIR --spaced 0.3 6 --report-set ...   # how
       # SPACED_FROM and SPACED_UP_TO were chosen
   python bench/hard_numbers.py --data-dir DIR --stroke-widths   # where BOLD, THIN_TO, FINE
@@ -342,6 +344,9 @@ def main() -> None:
                    help="preprocess.FULL_INK to read with (how it was chosen)")
     p.add_argument("--thick-to", type=float, default=getattr(preprocess, "THICK_TO", None),
                    help="preprocess.THICK_TO to read with (how it was chosen)")
+    p.add_argument("--faint-mads", type=float, default=getattr(preprocess, "FAINT_MADS", None),
+                   help="preprocess.FAINT_MADS to read with (a faint floor: measured, not "
+                        "shipped)")
     p.add_argument("--spaced", type=float, nargs=2, metavar=("FROM", "UP_TO"),
                    help="preprocess.SPACED_FROM and SPACED_UP_TO to read with (how they were "
                         "chosen)")
@@ -372,6 +377,8 @@ def main() -> None:
     preprocess.FULL_INK = args.full_ink
     if args.thick_to is not None:
         preprocess.THICK_TO = args.thick_to
+    if args.faint_mads is not None:
+        preprocess.FAINT_MADS = args.faint_mads
     if args.spaced:
         preprocess.SPACED_FROM, preprocess.SPACED_UP_TO = args.spaced[0], int(args.spaced[1])
     effects = frozenset(filter(None, args.tuning_effects.split(",")))
@@ -380,6 +387,8 @@ def main() -> None:
     header(f"hard uploads, read by {Path(preprocess.__file__).parents[1]}"
            + (", cuts along the strokes" if args.follow_strokes else "")
            + f", full ink at {preprocess.FULL_INK}"
+           + (f", a faint floor at {preprocess.FAINT_MADS} MADs"
+              if getattr(preprocess, "FAINT_MADS", 4.0) != 4.0 else "")
            + f", cut evenly from {preprocess.SPACED_FROM} a digit"
              f" into up to {getattr(preprocess, 'SPACED_UP_TO', 4)}")
     if args.stroke_widths:

@@ -18,7 +18,7 @@ const SPACED_FROM = 0.45, SPACED_UP_TO = 6;  // preprocess's
 const FULL_INK = 0.6; // preprocess.FULL_INK
 const SMALL_LINE = 20;  // preprocess.SMALL_LINE
 const GRAINY = 0.3, GRAIN_SIGMA = 1.5, LOCAL_INK = 0.5;
-const NOISE_MADS = 4.0, FAINT_MADS = 3.0;  // preprocess's
+const NOISE_MADS = 4.0, FAINT_MADS = 4.0;  // preprocess's
 const UNDERLINE_SLOPE = 0.5, UNDERLINE_COVER = 0.8, UNDERLINE_LENGTH = 1.2;
 const BOLD = 0.17, THIN_TO = 0.11;  // preprocess.BOLD, THIN_TO
 const FINE = 0.05, THICK_TO = 0.08;  // preprocess.FINE, THICK_TO
@@ -220,6 +220,7 @@ export function inkMap(grey, polarisedInk = null, brighter = null, alongALine = 
 /** preprocess._above_the_floor: the top-hat less faintFloor where it clears faintFloor and
  * joins (8-connected) what clears floor, else 0: hysteresis across the noise floor. */
 function aboveTheFloor(topHat, floor, faintFloor) {
+  if (faintFloor >= floor) return nd.map(topHat, (v) => Math.max(v - floor, 0));  // (Shipped.)
   const strong = Math.fround(floor), faint = Math.fround(faintFloor);  // (NumPy: float32.)
   const { labels, n } = nd.label(nd.map(topHat, (v) => (v > faint ? 1 : 0), Uint8Array));
   const keep = new Uint8Array(n + 1);
