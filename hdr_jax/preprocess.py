@@ -337,7 +337,7 @@ def ink_map(grey: np.ndarray, ink: np.ndarray | None = None,
     # the strokes; what rises above it is ink (a top-hat transform).
     ink = ink - _opening(ink, window)
     sample = _sample(ink)
-    if along_a_line:
+    if along_a_line and FAINT_MADS < NOISE_MADS:  # (Shipped: no faint floor, no second pass.)
         ink = _above_the_floor(ink, _noise_floor(sample), _noise_floor(sample, FAINT_MADS))
     else:
         ink = np.clip(ink - _noise_floor(sample), 0, None)
@@ -362,8 +362,6 @@ def _above_the_floor(top_hat: np.ndarray, floor: float, faint_floor: float) -> n
     the strokes they are part of; grain alone never clears the floor, so it stays out."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
-    if faint_floor >= floor:  # No faint floor (as shipped): nothing to grow.
-        return np.clip(top_hat - floor, 0, None).astype(np.float32)
     labels, n = ndimage.label(top_hat > faint_floor, structure=np.ones((3, 3)))
     keep = np.zeros(n + 1, bool)
     keep[labels[top_hat > floor]] = True

@@ -203,7 +203,8 @@ export function inkMap(grey, polarisedInk = null, brighter = null, alongALine = 
   ink = nd.map(ink, (v, i) => v - paper.data[i]);
   const sampled = nd.sample(ink);
   const floor = noiseFloor(sampled);
-  ink = alongALine ? aboveTheFloor(ink, floor, noiseFloor(sampled, FAINT_MADS))
+  ink = alongALine && FAINT_MADS < NOISE_MADS  // (Shipped: no faint floor, no second pass.)
+    ? aboveTheFloor(ink, floor, noiseFloor(sampled, FAINT_MADS))
     : nd.map(ink, (v) => Math.max(v - floor, 0));
   const strokes = ink.data.filter((v) => v > 0);
   if (!strokes.length) throw new NoDigitFound();
@@ -220,7 +221,6 @@ export function inkMap(grey, polarisedInk = null, brighter = null, alongALine = 
 /** preprocess._above_the_floor: the top-hat less faintFloor where it clears faintFloor and
  * joins (8-connected) what clears floor, else 0: hysteresis across the noise floor. */
 function aboveTheFloor(topHat, floor, faintFloor) {
-  if (faintFloor >= floor) return nd.map(topHat, (v) => Math.max(v - floor, 0));  // (Shipped.)
   const strong = Math.fround(floor), faint = Math.fround(faintFloor);  // (NumPy: float32.)
   const { labels, n } = nd.label(nd.map(topHat, (v) => (v > faint ? 1 : 0), Uint8Array));
   const keep = new Uint8Array(n + 1);
