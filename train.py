@@ -26,6 +26,13 @@ _FLAGS = {  # flag -> TrainConfig field
     "label_smoothing": float, "strategy": str, "seed": int, "validation_size": int,
     "train_limit": int, "line_spans": int, "eval_batch_size": int, "checkpoint_every_steps": int,
     "keep_checkpoints": int, "log_every_steps": int, "steps_per_dispatch": int,
+    "photo_spans": int, "init_from": str,
+}
+_HELP = {
+    "photo_spans": "span examples of lines photographed and found again by the reader "
+                   "(faint strokes broken by the noise floor), besides --line-spans",
+    "init_from": "an inference checkpoint to start from (fine-tuning): its weights, this run's "
+                 "schedule",
 }
 COMPILATION_CACHE = Path(os.environ.get("HDR_COMPILATION_CACHE",
                                         Path.home() / ".cache" / "hdr-jax" / "xla"))
@@ -38,7 +45,8 @@ def parser() -> argparse.ArgumentParser:
                    help="a named recipe; the flags below override its fields")
     for name, kind in _FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
-                       choices=["mesh", "pmap"] if name == "strategy" else None)
+                       choices=["mesh", "pmap"] if name == "strategy" else None,
+                       help=_HELP.get(name))
     p.add_argument("--dropout", type=float, default=None, help="model dropout rate")
     p.add_argument("--width", type=float, default=None, help="multiply the model's widths")
     p.add_argument("--num-classes", type=int, choices=[10, 11], default=None,
@@ -60,8 +68,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-stats", choices=["precise", "precise-digits", "running"],
                    default="precise",
                    help="export: re-estimate BatchNorm statistics on the clean training images "
-                        "(precise BN), on its MNIST digits alone (without --line-spans "
-                        "examples), or keep the running averages from training")
+                        "(precise BN), on its MNIST digits alone (without the --line-spans and "
+                        "--photo-spans examples), or keep the running averages from training")
     p.add_argument("--report-dir", help="evaluate: write report PNGs and JSON here")
     p.add_argument("--tta", action="store_true",
                    help="evaluate: average over the image and its 1-pixel shifts")

@@ -66,6 +66,12 @@ class TrainConfig:
     line_spans: int = 0
     # Among them, parts of one digit as "no digit" too (a 6 cut into "(" and "0").
     span_parts: bool = False
+    # As many again from lines photographed and found again by the reader (`spans.photograph`):
+    # faint strokes broken by the noise floor, as real uploads show the model. 0: none.
+    photo_spans: int = 0
+    # An inference checkpoint whose weights the run starts from (fine-tuning), with the same
+    # model shape; None: fresh weights from `seed`.
+    init_from: str | None = None
     eval_batch_size: int = 1000
     # Mid-epoch checkpoints, besides one at every epoch's end. 0 = auto: every 200 steps on
     # CPUs, none on accelerators, where saves that often halve the loop's throughput
@@ -99,6 +105,7 @@ class TrainConfig:
             ("line-spans", self.line_spans >= 0, "0 or more"),
             ("span-parts", not self.span_parts or self.line_spans > 0,
              "used with --line-spans"),
+            ("photo-spans", self.photo_spans >= 0, "0 or more"),
             ("eval-batch-size", self.eval_batch_size >= 1, "at least 1"),
             ("checkpoint-every-steps", self.checkpoint_every_steps >= 0, "0 (auto) or more"),
             ("keep-checkpoints", self.keep_checkpoints >= 1, "at least 1"),

@@ -205,9 +205,13 @@ def training_splits(dataset: Mnist, config: TrainConfig) -> tuple[Split, Split]:
     train_split, val_split = holdout(dataset.train, config.validation_size, config.seed)
     if config.train_limit:
         train_split = train_split.take(slice(0, config.train_limit))
-    if config.line_spans:
+    if config.line_spans or config.photo_spans:
         from hdr_jax import spans  # Deferred: spans needs preprocess (Pillow, SciPy).
 
-        train_split = spans.with_line_spans(train_split, config.line_spans, config.seed,
-                                             config.span_parts)
+        if config.line_spans:
+            train_split = spans.with_line_spans(train_split, config.line_spans, config.seed,
+                                                 config.span_parts)
+        if config.photo_spans:
+            train_split = spans.with_line_spans(train_split, config.photo_spans, config.seed,
+                                                 photographed=True)
     return train_split, val_split

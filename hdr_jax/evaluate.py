@@ -208,10 +208,10 @@ def with_precise_batch_stats(variables: dict, model_config: ModelConfig,
 
 def precise_bn_images(mnist: data.Mnist, config: TrainConfig, batch_stats: str) -> np.ndarray:
     """The clean training images precise BN averages over: the run's whole training split
-    ("precise"), or its MNIST digits alone, without the `--line-spans` examples
-    ("precise-digits")."""
+    ("precise"), or its MNIST digits alone, without the span examples (`--line-spans`,
+    `--photo-spans`) ("precise-digits")."""
     if batch_stats == "precise-digits":
-        config = dataclasses.replace(config, line_spans=0)
+        config = dataclasses.replace(config, line_spans=0, photo_spans=0)
     return data.training_splits(mnist, config)[0].images
 
 
@@ -226,7 +226,7 @@ def export(workdir: str | Path, out: str | Path, data_dir: str | None = None,
 
     `batch_stats="precise"` re-estimates the BatchNorm statistics on the run's own clean
     training images (chosen on validation, see BENCHMARKS.md); "precise-digits" on its MNIST
-    digits alone, without the `--line-spans` examples; "running" keeps the running averages.
+    digits alone, without the span examples; "running" keeps the running averages.
     The default is the final checkpoint: the schedule anneals the learning rate to ~0, and a
     5,000-image validation split cannot tell apart epochs that differ by a few images.
     Validation chooses the recipe, not the epoch."""
@@ -234,7 +234,8 @@ def export(workdir: str | Path, out: str | Path, data_dir: str | None = None,
     run = restore_workdir(workdir, select)
     mnist = data.load_mnist(data_dir or run.config.data_dir)
     # (Line spans join the training split only: no need to make them for validation.)
-    _, val_split = data.training_splits(mnist, dataclasses.replace(run.config, line_spans=0))
+    _, val_split = data.training_splits(mnist, dataclasses.replace(run.config, line_spans=0,
+                                                                   photo_spans=0))
     variables = run.variables
     # Served in float32 whatever it trained in: the parameters are float32 either way.
     model_config = dataclasses.replace(run.config.model, compute_dtype="float32")

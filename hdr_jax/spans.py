@@ -14,9 +14,18 @@ uniform target (`steps.class_targets`). A span that holds a part of one digit (u
 It is left out by default, as are spans between a part and a whole digit: half a 4 is a
 fair 1. Measured and not shipped: taught so, the model keeps touching digits together more
 often (more wrong counts on the tuning numbers; BENCHMARKS.md, session 17).
+
+A line may also be photographed (`photographed=True`, `--photo-spans`): put on paper with
+uneven light, texture, sensor noise, blur and JPEG (`photograph`), then found again by the
+reader's own ink finding (`preprocess._writing`) before it is cut. Its spans are what the
+reader shows the model of a real photo: a faint digit's thin strokes broken up by the noise
+floor, a loop left open, a blurred join. Their labels come from the clean line, which the
+photo does not move.
 """
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 from PIL import Image
@@ -85,14 +94,48 @@ def ink_between(left: int | np.ndarray, right: int | np.ndarray, x: int, top: in
     return float(ink[preprocess.between_cuts(left, right, slice(top, top + h), x, x + w)].sum())
 
 
+def photograph(line: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A line of ink (MNIST polarity) written on paper and photographed: greyscale in [0, 1]
+    as decoded from a JPEG (dark ink on light paper), and the margin of paper added on each
+    side. Light falls off across the sheet, the paper has texture and the sensor noise, the
+    lens blurs a little, the ink runs from near black to a pale grey (with `write_line`'s
+    pressure, some digits barely clear the grain); each drawn per line."""
+    from scipy import ndimage  # Deferred, as in `preprocess`.
+
+    pad = int(rng.integers(8, 40))
+    ink = np.pad(line, pad)
+    h, w = ink.shape
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    light = 1 - rng.uniform(0.0, 0.3) * ((np.cos(angle) * gx / w + np.sin(angle) * gy / h)
+                                         + 1) / 2
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)).astype(np.float32),
+                                      rng.uniform(0.7, 3))
+    light *= 1 + rng.uniform(0.01, 0.06) * texture / max(float(texture.std()), 1e-6)
+    paper, pen = light * rng.uniform(0.6, 0.95), rng.uniform(0.05, 0.55)
+    grey = paper * (1 - ink) + pen * ink + rng.normal(0, rng.uniform(0.005, 0.07), (h, w))
+    grey = ndimage.gaussian_filter(grey, rng.uniform(0, 1.5))
+    buffer = io.BytesIO()
+    Image.fromarray((np.clip(grey, 0, 1) * 255).astype(np.uint8), "L").save(
+        buffer, "JPEG", quality=int(rng.integers(40, 96)))
+    return np.asarray(Image.open(buffer), np.float32) / 255.0, pad
+
+
 def line_examples(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                  parts: bool = False) -> tuple[list[np.ndarray], list[int]]:
+                  parts: bool = False, photographed: bool = False
+                  ) -> tuple[list[np.ndarray], list[int]]:
     """Every span the reader considers in one written line, as (28x28 uint8, label); a part
-    of a digit is "no digit" with `parts`, else left out."""
+    of a digit is "no digit" with `parts`, else left out. `photographed`: the line is
+    photographed and its ink found again by the reader, as in a real upload."""
     line, placed = write_line(digits, rng)
     try:
+        if photographed:
+            grey, pad = photograph(line, rng)
+            ink = preprocess.polarised(grey)
+            line = preprocess._writing(grey, ink, preprocess._region(ink), along_a_line=True)
+            placed = [(x + pad, top + pad, ink) for x, top, ink in placed]
         cuts, pieces, spans, line_height = preprocess.segment_number(line)
-    except preprocess.NoDigitFound:  # Digits with no ink (not MNIST): nothing to cut.
+    except preprocess.PreprocessError:  # No ink (not MNIST), or none the reader calls writing.
         return [], []
     paths = preprocess.cut_paths(line, cuts, pieces, line_height)  # As the reader cuts.
     images, targets = [], []
@@ -108,10 +151,12 @@ def line_examples(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generat
     return images, targets
 
 
-def with_line_spans(split: data.Split, n: int, seed: int, parts: bool = False) -> data.Split:
+def with_line_spans(split: data.Split, n: int, seed: int, parts: bool = False,
+                    photographed: bool = False) -> data.Split:
     """`split` plus `n` span examples from lines of 2-5 of its own digits (seeded); with
-    `parts`, parts of digits among them as "no digit"."""
-    rng = np.random.default_rng([seed, 7])
+    `parts`, parts of digits among them as "no digit"; `photographed`, from lines
+    photographed and found again (a stream of its own: the plain spans stay the same)."""
+    rng = np.random.default_rng([seed, 11 if photographed else 7])
     images: list[np.ndarray] = []
     targets: list[int] = []
     for _ in range(10 * n + 100):  # A line of MNIST digits gives 5-10 examples.
@@ -119,7 +164,7 @@ def with_line_spans(split: data.Split, n: int, seed: int, parts: bool = False) -
             break
         pick = rng.integers(0, len(split), int(rng.integers(2, 6)))
         more, more_targets = line_examples(split.images[pick], split.labels[pick], rng,
-                                           parts)
+                                           parts, photographed)
         images += more
         targets += more_targets
     else:

@@ -22,12 +22,15 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import optax
+from flax import nnx
 from tqdm import tqdm
 
 from hdr_jax import data, parallel
-from hdr_jax.checkpoint import SELECTION_METRIC, TrainCheckpoints
-from hdr_jax.config import TrainConfig
+from hdr_jax.checkpoint import SELECTION_METRIC, CheckpointError, TrainCheckpoints, load_inference
+from hdr_jax.config import ModelConfig, TrainConfig
 from hdr_jax.evaluate import Evaluator, eval_batch_size
+from hdr_jax.inference import model_config_from_info
 from hdr_jax.steps import TrainState, create_train_state, make_optimizer, train_step
 
 log = logging.getLogger(__name__)
@@ -241,6 +244,8 @@ def train_and_evaluate(config: TrainConfig, dataset: data.Mnist | None = None,
     total_steps = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
     tx = make_optimizer(config, steps_per_epoch)
     graphdef, host_state = create_train_state(config, tx, strategy.bn_axis_name)
+    if config.init_from:
+        host_state = started_from(config.init_from, config, tx, host_state)
     recorder = RunRecorder(config.workdir)
     ckpts = TrainCheckpoints(recorder.workdir / "checkpoints", keep=config.keep_checkpoints)
     try:
@@ -294,6 +299,28 @@ def _chunk_plan(config: TrainConfig, strategy: parallel.Strategy,
     return ChunkPlan(steps_per_epoch, chunk, parallel.checkpoint_every_steps(
         config.checkpoint_every_steps, strategy, steps_per_epoch),
         parallel.chunks_in_flight(chunk, strategy))
+
+
+def started_from(directory: str | Path, config: TrainConfig, tx: optax.GradientTransformation,
+                 state: TrainState) -> TrainState:
+    """`state` (fresh, on the host) holding the weights of the inference checkpoint at
+    `directory` instead: its parameters and BatchNorm statistics, and the optimiser's state
+    for them. A run that resumes from its own checkpoints takes theirs (`_initial_state`)."""
+    variables, info = load_inference(directory)
+    theirs, ours = _shape(model_config_from_info(info)), _shape(config.model)
+    if theirs != ours:
+        raise CheckpointError(f"--init-from {directory}: its model {theirs} is not this "
+                              f"run's {ours}")
+    params, batch_stats = state.params, state.batch_stats
+    nnx.replace_by_pure_dict(params, variables["params"])
+    nnx.replace_by_pure_dict(batch_stats, variables["batch_stats"])
+    return state.replace(params=params, batch_stats=batch_stats, opt_state=tx.init(params))
+
+
+def _shape(model: ModelConfig) -> dict:
+    """What decides a model's arrays (dropout and the layers' arithmetic do not)."""
+    return {"conv_features": list(model.conv_features), "dense_features": model.dense_features,
+            "norm": model.norm, "num_classes": model.num_classes}
 
 
 def _initial_state(ckpts: TrainCheckpoints, strategy: parallel.Strategy,

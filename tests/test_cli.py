@@ -154,3 +154,22 @@ def test_tta_probabilities_are_the_mean_over_shifted_views():
     np.testing.assert_allclose(tta, np.mean(singles, axis=0), rtol=1e-5, atol=1e-7)
     assert report["count"] == 40
     assert report["accuracy"] == np.mean(tta.argmax(-1) == split.labels)
+
+
+def test_init_from_a_folder_that_is_no_checkpoint_is_refused_before_the_workdir_is_written(
+        tmp_path):
+    data_dir = write_idx_dataset(tmp_path / "d", synthetic_mnist())
+    _assert_one_line_error(run_cli("--data-dir", str(data_dir), "--workdir", str(tmp_path / "w"),
+                                   "--init-from", str(tmp_path / "none")),
+                           "not an hdr-jax inference checkpoint")
+    assert not (tmp_path / "w").exists()
+
+
+def test_init_from_a_checkpoint_of_another_shape_names_both_shapes(tmp_path,
+                                                                   shipped_checkpoint):
+    data_dir = write_idx_dataset(tmp_path / "d", synthetic_mnist())
+    # The shipped model has 11 classes; this run asks for the default 10.
+    _assert_one_line_error(run_cli("--data-dir", str(data_dir), "--workdir", str(tmp_path / "w"),
+                                   "--init-from", str(shipped_checkpoint)),
+                           "--init-from", "'num_classes': 11", "'num_classes': 10")
+    assert not (tmp_path / "w").exists()

@@ -121,3 +121,52 @@ def test_precise_bn_averages_over_the_whole_training_split_or_its_digits_alone(r
     everything = precise_bn_images(real_mnist, config, "precise")
     assert len(everything) == 3200
     np.testing.assert_array_equal(everything[:3000], digits.images)
+
+
+def test_a_photographed_line_is_dark_ink_on_lighter_paper_with_a_margin_around_it():
+    line = np.zeros((40, 60), np.float32)
+    line[10:30, 20:24] = 1.0  # One bold stroke.
+    grey, pad = spans.photograph(line, np.random.default_rng(0))
+    assert 8 <= pad < 40 and grey.shape == (40 + 2 * pad, 60 + 2 * pad)
+    assert grey.dtype == np.float32 and grey.min() >= 0 and grey.max() <= 1
+    stroke = grey[pad + 12:pad + 28, pad + 21:pad + 23]
+    assert stroke.mean() < grey[:pad].mean() - 0.2  # Ink darker than the paper around it.
+
+
+def test_photographed_spans_are_seeded_and_leave_the_plain_spans_as_they_were(real_mnist):
+    split = real_mnist.train.take(slice(0, 2000))
+    a = spans.with_line_spans(split, 200, seed=0, photographed=True)
+    b = spans.with_line_spans(split, 200, seed=0, photographed=True)
+    assert len(a) == 2200
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    plain = spans.with_line_spans(split, 200, seed=0)
+    assert not np.array_equal(a.images[2000:], plain.images[2000:])
+    assert set(np.unique(a.labels[2000:])) <= set(range(11))
+
+
+def test_photographed_spans_of_one_digit_read_as_their_label(real_mnist, shipped_checkpoint):
+    # The labels come from the clean line; the images from the photo the reader found ink in.
+    # Were they out of step (a shifted margin, a wrong digit), the model would disagree.
+    from hdr_jax.inference import Predictor
+
+    split = real_mnist.train.take(slice(0, 2000))
+    photographed = spans.with_line_spans(split, 400, seed=3, photographed=True)
+    images, labels = photographed.images[2000:], photographed.labels[2000:]
+    one_digit = labels < spans.NO_DIGIT
+    assert 100 <= one_digit.sum() < len(labels)  # Both kinds of span are there.
+    predictor = Predictor.from_checkpoint(shipped_checkpoint)
+    read = predictor.predict(images[one_digit] / 255.0)[:, :spans.NO_DIGIT].argmax(-1)
+    assert np.mean(read == labels[one_digit]) >= 0.9
+
+
+def test_the_training_split_carries_the_photographed_spans_after_the_plain_ones(real_mnist):
+    config = TrainConfig(validation_size=1000, train_limit=3000, line_spans=200,
+                         photo_spans=100)
+    train_split, _ = data.training_splits(real_mnist, config)
+    plain, _ = data.training_splits(real_mnist, dataclasses.replace(config, photo_spans=0))
+    assert len(train_split) == 3300
+    np.testing.assert_array_equal(train_split.images[:3200], plain.images)
+    from hdr_jax.evaluate import precise_bn_images
+
+    assert len(precise_bn_images(real_mnist, config, "precise-digits")) == 3000

@@ -233,3 +233,35 @@ def test_the_digit_of_an_eleven_class_model_is_never_its_eleventh_class():
                         [5.0, 0.0, 1.0, 0, 0, 0, 0, 0, 0, 0, -1.0]])
     np.testing.assert_array_equal(digit_of(logits), [1, 0])
     np.testing.assert_array_equal(digit_of(logits[:, :10]), [1, 0])
+
+
+def test_a_run_started_from_a_checkpoint_holds_its_weights_and_fresh_moments(
+        shipped_checkpoint):
+    from hdr_jax.checkpoint import fingerprint, read_info
+    from hdr_jax.steps import create_train_state, make_optimizer
+    from hdr_jax.train import started_from
+
+    config = TrainConfig(model=ModelConfig(num_classes=11), init_from=str(shipped_checkpoint))
+    tx = make_optimizer(config, 10)
+    state = started_from(shipped_checkpoint, config, tx, create_train_state(config, tx)[1])
+    # Every array, bit for bit: the checkpoint's own fingerprint.
+    assert fingerprint({"params": nnx.to_pure_dict(state.params),
+                        "batch_stats": nnx.to_pure_dict(state.batch_stats)}
+                       ) == read_info(shipped_checkpoint)["fingerprint"]
+    adam = state.opt_state[0]  # (AdamW's moments start at zero for the new weights.)
+    assert int(adam.count) == 0
+    assert all(not np.any(m) for m in jax.tree.leaves(adam.mu))
+
+
+@pytest.mark.slow
+def test_fine_tuning_from_the_shipped_checkpoint_starts_where_it_left_off(
+        tmp_path, real_mnist, shipped_checkpoint):
+    # Two steps at a tiny learning rate: the shipped model's accuracy, where fresh weights
+    # after two steps read near chance.
+    config = TrainConfig(workdir=str(tmp_path), epochs=1, max_steps=2, batch_size=128,
+                         learning_rate=1e-7, train_limit=1024, validation_size=0,
+                         eval_batch_size=1000, model=ModelConfig(num_classes=11),
+                         init_from=str(shipped_checkpoint))
+    result = train_and_evaluate(config, real_mnist, progress=False,
+                                strategy=parallel.MeshStrategy(devices=cpu_devices(1)))
+    assert result["test_accuracy"] >= 0.99
