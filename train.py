@@ -155,7 +155,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     members = [evaluate.load_model(path) for path in (args.checkpoint, *args.ensemble)]
     split = data.load_mnist(args.data_dir).test
     report, probabilities = evaluate.evaluate_models(members, split, args.tta)
-    predictions = probabilities.argmax(-1)
+    # The digit, as `accuracy` counts it: an 11th class ("not one digit") is never one.
+    predictions = probabilities[:, :data.NUM_CLASSES].argmax(-1)
     if parallel.is_primary():
         print(metrics.format_report(report))
         print(metrics.format_confusion_matrix(report["confusion_matrix"]))

@@ -160,7 +160,7 @@ def test_init_from_a_folder_that_is_no_checkpoint_is_refused_before_the_workdir_
         tmp_path):
     data_dir = write_idx_dataset(tmp_path / "d", synthetic_mnist())
     _assert_one_line_error(run_cli("--data-dir", str(data_dir), "--workdir", str(tmp_path / "w"),
-                                   "--init-from", str(tmp_path / "none")),
+                                   "--validation-size", "0", "--init-from", str(tmp_path / "none")),
                            "not an hdr-jax inference checkpoint")
     assert not (tmp_path / "w").exists()
 
@@ -170,6 +170,20 @@ def test_init_from_a_checkpoint_of_another_shape_names_both_shapes(tmp_path,
     data_dir = write_idx_dataset(tmp_path / "d", synthetic_mnist())
     # The shipped model has 11 classes; this run asks for the default 10.
     _assert_one_line_error(run_cli("--data-dir", str(data_dir), "--workdir", str(tmp_path / "w"),
-                                   "--init-from", str(shipped_checkpoint)),
+                                   "--validation-size", "0", "--init-from",
+                                   str(shipped_checkpoint)),
                            "--init-from", "'num_classes': 11", "'num_classes': 10")
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.slow
+def test_evaluate_counts_the_errors_its_accuracy_counts_for_an_eleven_class_model(
+        mnist_dir, shipped_checkpoint):
+    # The shipped model has an 11th class, "not one digit": never a digit, so never an error's
+    # reading, as its accuracy (the best of the 10 digits) has it.
+    evaluated = run_cli("evaluate", "--checkpoint", str(shipped_checkpoint), "--data-dir",
+                        str(mnist_dir))
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    last = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert last["count"] == 10_000
+    assert last["errors"] == round(last["count"] * (1 - last["accuracy"]))
