@@ -86,6 +86,11 @@ CANDIDATE_MODELS = {
     **{f"parts-spans{n // 1000}k-s{seed}": (_candidate(seed, n, 11, "--span-parts"),
                                              SPANS_EXPORT)
        for n in (12000, 24000, 36000) for seed in (0, 1)},
+    # Session 21: photographed line spans (`spans.photograph`) in a run from scratch; on a CPU
+    # only a 2-epoch fine-tune of the shipped model could be afforded (and shipped).
+    **{f"photo-spans{n // 1000}k-s{seed}": (_candidate(seed, 12000, 11, "--photo-spans",
+                                                       str(n)), SPANS_EXPORT)
+       for n in (40000, 80000) for seed in (0, 1)},
 }
 FAST_PRESET_RUNS = ("fast preset, cold compilation cache", "fast preset, warm compilation cache")
 PRESET_STAYS = "the preset as it is (no candidate beats it by more than the standard error)"

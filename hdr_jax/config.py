@@ -66,8 +66,9 @@ class TrainConfig:
     line_spans: int = 0
     # Among them, parts of one digit as "no digit" too (a 6 cut into "(" and "0").
     span_parts: bool = False
-    # As many again from lines photographed and found again by the reader (`spans.photograph`):
-    # faint strokes broken by the noise floor, as real uploads show the model. 0: none.
+    # Span examples, as `line_spans` but of lines photographed and found again by the reader
+    # (`spans.photograph`): faint strokes broken by the noise floor, as real uploads show the
+    # model. 0: none.
     photo_spans: int = 0
     # An inference checkpoint whose weights the run starts from (fine-tuning), with the same
     # model shape; None: fresh weights from `seed`.

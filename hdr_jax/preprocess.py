@@ -765,6 +765,14 @@ def _writing(work: np.ndarray, ink: np.ndarray, region: np.ndarray, along_a_line
         return strokes
 
 
+def line_writing(grey: np.ndarray) -> np.ndarray:
+    """The writing of a line of digits in `grey` (at the working size, no frame around it),
+    as `number_line` finds it: `_writing`'s intensities along a line. For training examples
+    (`spans.photograph`) and the benchmarks."""
+    ink = polarised(grey)
+    return _writing(grey, ink, _region(ink), along_a_line=True)
+
+
 def _pits(strokes: np.ndarray) -> float:
     """Gaps of at most 4 pixels that `strokes` enclose, per 100 stroke pixels."""
     return float(np.sum(_gaps(strokes) <= 4) * 100 / max(1, int(strokes.sum())))

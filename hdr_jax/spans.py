@@ -17,7 +17,7 @@ often (more wrong counts on the tuning numbers; BENCHMARKS.md, session 17).
 
 A line may also be photographed (`photographed=True`, `--photo-spans`): put on paper with
 uneven light, texture, sensor noise, blur and JPEG (`photograph`), then found again by the
-reader's own ink finding (`preprocess._writing`) before it is cut. Its spans are what the
+reader's own ink finding (`preprocess.line_writing`) before it is cut. Its spans are what the
 reader shows the model of a real photo: a faint digit's thin strokes broken up by the noise
 floor, a loop left open, a blurred join. Their labels come from the clean line, which the
 photo does not move.
@@ -131,9 +131,8 @@ def line_examples(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generat
     try:
         if photographed:
             grey, pad = photograph(line, rng)
-            ink = preprocess.polarised(grey)
-            line = preprocess._writing(grey, ink, preprocess._region(ink), along_a_line=True)
-            placed = [(x + pad, top + pad, ink) for x, top, ink in placed]
+            line = preprocess.line_writing(grey)
+            placed = [(x + pad, top + pad, own_ink) for x, top, own_ink in placed]
         cuts, pieces, spans, line_height = preprocess.segment_number(line)
     except preprocess.PreprocessError:  # No ink (not MNIST), or none the reader calls writing.
         return [], []
