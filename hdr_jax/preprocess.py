@@ -109,7 +109,8 @@ LOCAL_INK = 0.5
 # to `NOISE_MADS`, as shipped, it adds nothing). A faint floor of 3 kept faint digits' thin
 # strokes (fresh tuning seeds 1-4: 89.1% -> 90.65%) but joined grain to small writing and a
 # crumpled sheet's creases to the digits, and read 3 fewer of the eleventh report set at its
-# first reading: measured and not shipped (`bench/hard_numbers.py --faint-mads`, session 20).
+# first reading: measured and not shipped (`bench/hard_numbers.py --faint-mads`, session 20;
+# the page's port has the shipped floor alone).
 NOISE_MADS, FAINT_MADS = 4.0, 4.0
 # An underline (a total underlined): a piece of ink wider than tall, clear of the picture's
 # sides, whose bottom edge follows one gentle curve (a parabola, nowhere steeper than
@@ -768,7 +769,7 @@ def _writing(work: np.ndarray, ink: np.ndarray, region: np.ndarray, along_a_line
 def line_writing(grey: np.ndarray) -> np.ndarray:
     """The writing of a line of digits in `grey` (at the working size, no frame around it),
     as `number_line` finds it: `_writing`'s intensities along a line. For training examples
-    (`spans.photograph`) and the benchmarks."""
+    (`spans.line_examples` of photographed lines)."""
     ink = polarised(grey)
     return _writing(grey, ink, _region(ink), along_a_line=True)
 

@@ -133,7 +133,7 @@ def test_a_photographed_line_is_dark_ink_on_lighter_paper_with_a_margin_around_i
     assert stroke.mean() < grey[:pad].mean() - 0.2  # Ink darker than the paper around it.
 
 
-def test_photographed_spans_are_seeded_and_leave_the_plain_spans_as_they_were(real_mnist):
+def test_photographed_spans_are_seeded_and_are_not_the_plain_spans(real_mnist):
     split = real_mnist.train.take(slice(0, 2000))
     a = spans.with_line_spans(split, 200, seed=0, photographed=True)
     b = spans.with_line_spans(split, 200, seed=0, photographed=True)

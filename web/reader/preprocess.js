@@ -18,7 +18,7 @@ const SPACED_FROM = 0.45, SPACED_UP_TO = 6;  // preprocess's
 const FULL_INK = 0.6; // preprocess.FULL_INK
 const SMALL_LINE = 20;  // preprocess.SMALL_LINE
 const GRAINY = 0.3, GRAIN_SIGMA = 1.5, LOCAL_INK = 0.5;
-const NOISE_MADS = 4.0, FAINT_MADS = 4.0;  // preprocess's
+const NOISE_MADS = 4.0;  // preprocess.NOISE_MADS (its FAINT_MADS floor is not shipped)
 const UNDERLINE_SLOPE = 0.5, UNDERLINE_COVER = 0.8, UNDERLINE_LENGTH = 1.2;
 const BOLD = 0.17, THIN_TO = 0.11;  // preprocess.BOLD, THIN_TO
 const FINE = 0.05, THICK_TO = 0.08;  // preprocess.FINE, THICK_TO
@@ -201,11 +201,8 @@ export function inkMap(grey, polarisedInk = null, brighter = null, alongALine = 
   if (nd.percentile(sample, 99.9) - nd.percentile(sample, 50) < 0.08) throw new NoDigitFound();
   const paper = opening(ink, window);
   ink = nd.map(ink, (v, i) => v - paper.data[i]);
-  const sampled = nd.sample(ink);
-  const floor = noiseFloor(sampled);
-  ink = alongALine && FAINT_MADS < NOISE_MADS  // (Shipped: no faint floor, no second pass.)
-    ? aboveTheFloor(ink, floor, noiseFloor(sampled, FAINT_MADS))
-    : nd.map(ink, (v) => Math.max(v - floor, 0));
+  const floor = noiseFloor(nd.sample(ink));
+  ink = nd.map(ink, (v) => Math.max(v - floor, 0));
   const strokes = ink.data.filter((v) => v > 0);
   if (!strokes.length) throw new NoDigitFound();
   const top = strokes.length > 20 ? nd.percentile(strokes, 95) : nd.max(strokes);
@@ -218,20 +215,9 @@ export function inkMap(grey, polarisedInk = null, brighter = null, alongALine = 
     : Math.min(Math.max(v / Math.max(nearby.data[i], least), 0), 1)));
 }
 
-/** preprocess._above_the_floor: the top-hat less faintFloor where it clears faintFloor and
- * joins (8-connected) what clears floor, else 0: hysteresis across the noise floor. */
-function aboveTheFloor(topHat, floor, faintFloor) {
-  const strong = Math.fround(floor), faint = Math.fround(faintFloor);  // (NumPy: float32.)
-  const { labels, n } = nd.label(nd.map(topHat, (v) => (v > faint ? 1 : 0), Uint8Array));
-  const keep = new Uint8Array(n + 1);
-  topHat.data.forEach((v, i) => { if (v > strong) keep[labels[i]] = 1; });
-  keep[0] = 0;
-  return nd.map(topHat, (v, i) => (keep[labels[i]] ? v - faint : 0));
-}
-
-/** preprocess._noise_floor: `mads` MADs above the background, Otsu's darker class
+/** preprocess._noise_floor: NOISE_MADS MADs above the background, Otsu's darker class
  * sigma-clipped up to five times. */
-function noiseFloor(sample, mads = NOISE_MADS) {
+function noiseFloor(sample) {
   const threshold = nd.otsu(sample.map((v) => Math.min(Math.max(v, 0), 1)));
   let background = sample.filter((v) => v < threshold);
   if (!background.length) return 0;
@@ -244,7 +230,7 @@ function noiseFloor(sample, mads = NOISE_MADS) {
     if (clipped.length === background.length) break;  // The same pixels: nothing would change.
     background = clipped;
   }
-  return med + mads * 1.4826 * mad;
+  return med + NOISE_MADS * 1.4826 * mad;
 }
 
 /** preprocess._opening: a grey opening on 2x2 block minima, brought back by bilinear zoom. */
