@@ -85,6 +85,12 @@ MAX_DIGIT_WIDTH, JOIN_GAP, MAX_CUTS = 1.4, 0.3, 12
 # numbers read right, but no more of the report sets (BENCHMARKS.md, session 19), with many
 # more spans to read: every digit is offered in halves, and a half can read as a sure digit.
 SPACED_FROM, SPACED_UP_TO = 0.45, 6
+# A narrow digit (a 1) touching a wide one meets it near the piece's end, where no even
+# spacing cuts and no valley shows (the 1's stroke and the 0's side both fill their columns):
+# a piece from `NARROW_FROM` line heights wide is also cut `NARROW` line heights in from
+# either end. Chosen on tuning seeds 13-14 (0.22, 0.27, 0.32: 90.3, 90.0, 90.1% against
+# 89.5%; BENCHMARKS.md, session 22).
+NARROW, NARROW_FROM = 0.22, 0.8
 # Of a digit's 95th-percentile stroke level: full ink in MNIST format. MNIST's strokes are
 # mostly saturated; a photo's, resized, are not, and less so where the pen pressed lightly.
 # Chosen on the tuning generator with and without a pressure gradient (session 10).
@@ -1101,7 +1107,8 @@ def _set_as_print(word: list[list[float]], height: float) -> bool:
 
 def _valleys(columns: np.ndarray, x0: int, x1: int, line_height: float) -> list[int]:
     """Where the piece [x0, x1) may be cut inside: the columns with least ink (touching
-    digits meet there), and the even spacings of a piece wide enough for 2-6 digits."""
+    digits meet there), the even spacings of a piece wide enough for 2-6 digits, and where a
+    narrow digit at either end would end."""
     width = x1 - x0
     inside = columns[x0:x1]
     if width < 3 or not (inside > 0).any():
@@ -1112,9 +1119,11 @@ def _valleys(columns: np.ndarray, x0: int, x1: int, line_height: float) -> list[
     spaced = [x0 + width * k // count for count in range(2, SPACED_UP_TO + 1)
               for k in range(1, count)
               if width >= SPACED_FROM * count * line_height]
+    narrow = ([int(x0 + NARROW * line_height), int(x1 - NARROW * line_height)]
+              if width >= NARROW_FROM * line_height else [])
     interior: list[int] = []
     gap = max(2, int(0.12 * line_height))
-    for x in sorted(valleys, key=lambda x: columns[x]) + spaced:  # Deepest valleys first.
+    for x in sorted(valleys, key=lambda x: columns[x]) + spaced + narrow:  # Deepest first.
         if x0 + gap <= x <= x1 - gap and all(abs(x - y) >= gap for y in interior):
             interior.append(x)
     return sorted(interior[:MAX_CUTS])

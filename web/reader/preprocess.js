@@ -15,6 +15,7 @@ const MAX_HOLES_PER_DIGIT_WIDTH = 4;
 export const STROKE = 0.15, FAINT_STROKE = 0.05;
 const MAX_DIGIT_WIDTH = 1.4, JOIN_GAP = 0.3, MAX_CUTS = 12;
 const SPACED_FROM = 0.45, SPACED_UP_TO = 6;  // preprocess's
+const NARROW = 0.22, NARROW_FROM = 0.8;  // preprocess's
 const FULL_INK = 0.6; // preprocess.FULL_INK
 const SMALL_LINE = 20;  // preprocess.SMALL_LINE
 const GRAINY = 0.3, GRAIN_SIGMA = 1.5, LOCAL_INK = 0.5;
@@ -981,10 +982,13 @@ function valleys(columns, x0, x1, lineHeight) {
     if (width < SPACED_FROM * count * lineHeight) continue;
     for (let k = 1; k < count; k++) spaced.push(x0 + Math.floor((width * k) / count));
   }
+  // Where a narrow digit (a 1) at either end would end: preprocess._valleys.
+  const narrow = width >= NARROW_FROM * lineHeight
+    ? [Math.trunc(x0 + NARROW * lineHeight), Math.trunc(x1 - NARROW * lineHeight)] : [];
   const interior = [];
   const gap = Math.max(2, Math.trunc(0.12 * lineHeight));
   const deepestFirst = found.map((x) => [columns[x], x]).sort((a, b) => a[0] - b[0]).map(([, x]) => x);
-  for (const x of [...deepestFirst, ...spaced]) {
+  for (const x of [...deepestFirst, ...spaced, ...narrow]) {
     if (x0 + gap <= x && x <= x1 - gap && interior.every((y) => Math.abs(x - y) >= gap)) interior.push(x);
   }
   return interior.slice(0, MAX_CUTS).sort((a, b) => a - b);
