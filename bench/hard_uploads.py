@@ -21,7 +21,10 @@ printed cell, a highlighter's band, a rubber stamp's ring, a phone's flash), eac
 with probability 1/4; the tenth `UNSEEN_10` (a cheque's security print, a carbon copy, a
 fountain pen's blots, a paper clip), each of the 40 with probability 1/4; the eleventh
 `UNSEEN_11` (continental 1s and 7s, a yellow legal pad, a halftone screen, a photo out of
-focus), each of the 44 with probability 1/4.
+focus), each of the 44 with probability 1/4; the twelfth `UNSEEN_12` (digits rubbed out near
+the number, a ring binder's punched holes, a wide-angle lens's barrel distortion, ink
+bleeding into absorbent paper), each of the 48 with probability 1/24: two at a time on
+average, as most real photos have them.
 
 `framed_upload` puts one digit inside another picture: a notebook's plot of the 28x28 array
 (any colormap, axes, ticks, margins), a screen photographed, a printed box or form cell, ruled
@@ -152,9 +155,16 @@ UNSEEN_10 = ("guilloche", "carbon copy", "blots", "paper clip")
 # number), a printed halftone screen behind part of the writing (a form's shaded field), and a
 # photo out of focus (a disk blur: the autofocus caught the background).
 UNSEEN_11 = ("continental", "legal pad", "halftone", "defocus")
+# Written down in session 22 (07:10 UTC) before the twelfth report set was made or read (after
+# a cut where a narrow digit ends was added, on tuning seeds 13-14): pencil digits rubbed out
+# near the number (faint, smeared ghosts of other digits and the eraser's grey), a ring
+# binder's punched holes beside it (dark disks where the table shows through), a wide-angle
+# lens's barrel distortion (a phone held close: straight lines bow), and ink bleeding into
+# absorbent paper (a napkin's or a paper towel's: feathered, hairy strokes).
+UNSEEN_12 = ("erased", "punch holes", "barrel", "bleed")
 # The order a per-number draw takes (new lists go at the end: earlier sets draw the same).
 EVERY_EFFECT = (UNSEEN + UNSEEN_2 + UNSEEN_3 + UNSEEN_4 + UNSEEN_5 + UNSEEN_6 + UNSEEN_7
-                + UNSEEN_8 + UNSEEN_9 + UNSEEN_10 + UNSEEN_11)
+                + UNSEEN_8 + UNSEEN_9 + UNSEEN_10 + UNSEEN_11 + UNSEEN_12)
 # Printed words a form puts before a number.
 LABELS = ("Total", "No.", "Amount", "Ref.", "Tel.", "Code", "Qty", "Date", "Invoice")
 
@@ -427,6 +437,85 @@ def _defocus(image: Image.Image, radius: float) -> Image.Image:
     blurred = np.stack([ndimage.convolve(pixels[..., c], disk / disk.sum(), mode="nearest")
                         for c in range(3)], -1)
     return Image.fromarray(np.clip(blurred + 0.5, 0, 255).astype(np.uint8), "RGB")
+
+
+def _erased(digits: list[np.ndarray], shape: tuple[int, int],
+            number: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+    """Pencil digits rubbed out near the number (multiplies the paper, [h, w]): 2-4 of the
+    line's digits, written about as large, smeared and faint (5-18% dark), above, below or
+    across the number's ends, and the eraser's grey over them."""
+    H, W = shape
+    top, left, h, w = number
+    size = max(8, int(h / 1.4))
+    ghost = np.zeros(shape, np.float32)
+    for _ in range(int(rng.integers(2, 5))):
+        ink = _ink(digits[int(rng.integers(0, len(digits)))], size, rng, rng.uniform(-0.3, 0.5))
+        ink = ndimage.gaussian_filter(ink, rng.uniform(0.8, 2.5)) * rng.uniform(0.05, 0.18)
+        y = int(top + h / 2 + rng.uniform(-1.2, 1.2) * size - size / 2)
+        x = int(left + rng.uniform(-0.2, 1.0) * w)
+        y0, x0 = max(0, y), max(0, x)
+        y1, x1 = min(H, y + ink.shape[0]), min(W, x + ink.shape[1])
+        if y1 > y0 and x1 > x0:
+            region = ghost[y0:y1, x0:x1]
+            np.maximum(region, ink[y0 - y:y1 - y, x0 - x:x1 - x], out=region)
+    smear = ndimage.gaussian_filter(ghost, rng.uniform(2, 6)) * rng.uniform(0.5, 1.5)
+    return 1 - np.clip(ghost + smear, 0, 0.3)
+
+
+def _bleed(ink: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
+    """Ink bleeding into absorbent paper: each stroke spreads along the fibres around it
+    (grain drawn out along one direction), so its edges feather and grow hairs."""
+    H, W = ink.shape
+    grain = ndimage.gaussian_filter(rng.random((H, W)).astype(np.float32),
+                                    (rng.uniform(0.5, 1.0), rng.uniform(2.0, 4.0)))
+    grain = ndimage.rotate(grain, rng.uniform(0, 180), reshape=False, mode="reflect")
+    grain = (grain - grain.mean()) / max(float(grain.std()), 1e-6)
+    spread = ndimage.gaussian_filter(ink, rng.uniform(0.02, 0.04) * height)
+    feather = np.clip((spread * 1.8 - 0.25) * (0.6 + 0.5 * grain), 0, 1)
+    return np.maximum(ink, rng.uniform(0.5, 0.85) * feather).astype(np.float32)
+
+
+def _punch_holes(rgb: np.ndarray, number: tuple[int, int, int, int],
+                 rng: np.random.Generator) -> np.ndarray:
+    """`rgb` with a ring binder's 2-3 punched holes in a column beside the number (0.3-1.2
+    digit heights past one end, on whichever side has room), the dark table showing through
+    each: disks 0.25-0.45 digit heights across, 2.5-4 diameters apart, one near the number's
+    middle row."""
+    H, W, _ = rgb.shape
+    top, left, h, w = number
+    size = h / 1.4
+    radius = rng.uniform(0.125, 0.225) * size
+    past = rng.uniform(0.3, 1.2) * size + radius
+    sides = [x for x in (left - past, left + w + past) if radius <= x <= W - radius]
+    if not sides:
+        return rgb
+    cx = float(sides[int(rng.integers(0, len(sides)))])
+    step = rng.uniform(5, 8) * radius
+    first = top + h / 2 + rng.uniform(-0.5, 0.5) * step - step * int(rng.integers(0, 3))
+    gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
+    hole = np.zeros((H, W), np.float32)
+    for k in range(int(rng.integers(2, 4))):
+        dist = np.hypot(gy - (first + k * step), gx - cx)
+        hole = np.maximum(hole, np.clip(radius + 0.5 - dist, 0, 1))
+    table = np.array([rng.uniform(0.08, 0.35)] * 3, np.float32) * rng.uniform(
+        [0.9, 0.85, 0.8], [1.1, 1.0, 1.0])
+    return rgb * (1 - hole[..., None]) + table * hole[..., None]
+
+
+def _barrel(image: Image.Image, k: float) -> Image.Image:
+    """`image` through a wide-angle lens: a point at radius r from the middle (in half
+    diagonals) is seen at r (1 + k r^2), so straight lines bow outwards."""
+    W, H = image.size
+    gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
+    half = np.hypot(W, H) / 2
+    dy, dx = (gy - H / 2) / half, (gx - W / 2) / half
+    # Where each output pixel comes from: the inverse of r -> r (1 + k r^2), to first order.
+    scale = 1 / (1 + k * (dx ** 2 + dy ** 2))
+    coords = [H / 2 + dy * scale * half, W / 2 + dx * scale * half]
+    pixels = np.asarray(image, np.float32)
+    bent = np.stack([ndimage.map_coordinates(pixels[..., c], coords, order=1, mode="nearest")
+                     for c in range(3)], -1)
+    return Image.fromarray(np.clip(bent + 0.5, 0, 255).astype(np.uint8), "RGB")
 
 
 def _dot_grid(paper: np.ndarray, spacing: int, rng: np.random.Generator) -> np.ndarray:
@@ -759,6 +848,8 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         paper = paper * _halftone((H, W), (top, left, h, w), rng)
     if "show-through" in unseen:
         paper = paper * (1 - _show_through(digits, (H, W), rng))[..., None]
+    if "erased" in unseen:
+        paper = paper * _erased(digits, (H, W), (top, left, h, w), rng)[..., None]
     if "fold" in unseen:
         paper = paper * _fold((H, W), (top + h / 2, left + w / 2), h, rng)[..., None]
     if "sticky note" in unseen:
@@ -782,6 +873,8 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         paper = paper * _carbon_smudges((H, W), rng)[..., None]
     if "blots" in unseen:
         ink = _blots(ink, h, rng)
+    if "bleed" in unseen:
+        ink = _bleed(ink, h, rng)
     rgb = paper * (1 - ink[..., None]) + np.array(pen, np.float32) * ink[..., None]
     if "cast shadow" in unseen:  # The phone's shadow: a hard edge across the number.
         rgb = rgb * _cast_shadow((H, W), (top, left, h, w), rng)[..., None]
@@ -797,6 +890,8 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         rgb = _flash(rgb, rng)
     if "paper clip" in unseen:
         rgb = _paper_clip(rgb, (top, left, h, w), rng)
+    if "punch holes" in unseen:
+        rgb = _punch_holes(rgb, (top, left, h, w), rng)
     rgb += rng.normal(0, rng.uniform(0.005, 0.04), rgb.shape).astype(np.float32)
     if "low light" in unseen:  # Indoor light: a colour cast, and the sensor's noise.
         rgb = rgb * rng.uniform(0.55, 0.85) * rng.uniform([0.9, 0.85, 0.7], [1.05, 1.0, 1.0])
@@ -823,6 +918,8 @@ def hard_number_upload(digits: list[np.ndarray], rng: np.random.Generator,
         quad = np.array([0, 0, 0, H, W, H, W, 0], np.float64) + jitter
         image = image.transform((W, H), Image.Transform.QUAD, quad.tolist(),
                                 Image.Resampling.BILINEAR, fillcolor=(90, 90, 90))
+    if "barrel" in unseen:
+        image = _barrel(image, rng.uniform(0.04, 0.14))
     if "downscaled" in unseen:  # Sent through a messenger app: scaled down, then its JPEG.
         side = int(rng.integers(300, 641))
         if max(image.size) > side:

@@ -86,7 +86,8 @@ def test_accelerator_phases_past_the_deadline_are_reported_as_not_run():
                                             ("hard_numbers_8", "eighth"),
                                             ("hard_numbers_9", "ninth"),
                                             ("hard_numbers_10", "tenth"),
-                                            ("hard_numbers_11", "eleventh")])
+                                            ("hard_numbers_11", "eleventh"),
+                                            ("hard_numbers_12", "twelfth")])
 def test_hard_numbers_report_sets_are_reproduced_from_their_seeds(tmp_path, mnist_dir, folder,
                                                                  recipe):
     """Each committed report set is what `--write-report-set --recipe` makes: same numbers,
@@ -180,7 +181,7 @@ def test_hard_numbers_reads_each_tuning_seed_and_their_total(mnist_dir):
 
 def test_unseen_effects_ablate_one_at_a_time():
     """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the first report
-    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_11,
+    set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_12,
     changes the picture (digits labelled 1, 7, 1: "continental" changes only those)."""
     import numpy as np
 

@@ -183,6 +183,28 @@ def test_line_height_is_the_typical_digit_not_the_tallest_piece():
     assert preprocess.segment_number(digits_of_uneven_height())[3] == 41.0
 
 
+def one_touching_a_zero() -> np.ndarray:
+    """Ink of a 1 (a bar 10 wide) touching a 0 (a ring 42 wide) on its right: one piece 52
+    pixels wide and 60 tall, its joint at column 50."""
+    ink = np.zeros((100, 140), np.float32)
+    ink[20:80, 40:50] = 1.0
+    ink[20:80, 50:92] = 1.0
+    ink[30:70, 60:82] = 0.0
+    return ink
+
+
+def test_a_one_touching_a_zero_is_offered_a_cut_where_the_one_ends(monkeypatch):
+    """No valley parts them (the 1's bar and the 0's side both fill their columns) and the
+    piece is too narrow for an even spacing: only the cut `NARROW` line heights in from the
+    piece's left end (53) comes within 3 pixels of the joint."""
+    cuts, between, _, height = preprocess.segment_number(one_touching_a_zero())
+    assert height == 60.0 and between == [0, len(cuts) - 1]
+    assert min(abs(c - 50) for c in cuts) <= 3, cuts
+    monkeypatch.setattr(preprocess, "NARROW_FROM", np.inf)
+    cuts = preprocess.segment_number(one_touching_a_zero())[0]
+    assert min(abs(c - 50) for c in cuts) > 3, cuts
+
+
 def test_a_run_of_five_touching_zeros_is_offered_a_cut_at_each_joint():
     """Five rings 0.6 line heights wide, each overlapping the next by 4 pixels, are one piece
     2.7 line heights wide, inked most where they join: the piece is cut evenly into five

@@ -106,6 +106,33 @@ def test_touching_digits_are_read_apart(shipped_checkpoint, real_mnist):
     assert right >= 18, right  # 20 of 20 when written.
 
 
+def test_a_one_touching_a_zero_is_read_as_ten(shipped_checkpoint, real_mnist, monkeypatch):
+    """MNIST 1s each touching an MNIST 0 (the 0's first inked column 3 columns inside the 1's
+    last) make one piece with no valley where they meet: 19 of 20 read "10" when written, 8
+    without the cut where a narrow digit ends (`preprocess.NARROW`)."""
+    recognizer = Recognizer(Predictor.from_checkpoint(shipped_checkpoint))
+    images, labels = real_mnist.test.images, real_mnist.test.labels
+    rng = np.random.default_rng(10)
+    uploads = []
+    for a, b in zip(rng.choice(np.nonzero(labels == 1)[0], 20, replace=False),
+                    rng.choice(np.nonzero(labels == 0)[0], 20, replace=False), strict=True):
+        one_ends = np.nonzero(images[a].any(0))[0].max()
+        zero_starts = np.nonzero(images[b].any(0))[0].min()
+        canvas = np.zeros((60, 120), np.uint8)
+        canvas[16:44, 20:48] = images[a]
+        x = 20 + one_ends - zero_starts - 2
+        canvas[16:44, x:x + 28] = np.maximum(canvas[16:44, x:x + 28], images[b])
+        uploads.append(png_bytes(np.kron(255 - canvas, np.ones((3, 3), np.uint8))))
+
+    def tens() -> int:
+        return sum(getattr(r, "number", None) == "10"
+                   for r in recognizer.read(uploads, mode="number"))
+
+    assert tens() >= 18
+    monkeypatch.setattr(preprocess, "NARROW_FROM", np.inf)
+    assert tens() <= 12
+
+
 @pytest.mark.slow
 def test_numbers_on_a_sheet_seen_in_perspective(shipped_checkpoint, real_mnist):
     """Tuning digits on a sheet photographed at an angle, the table showing along the edges

@@ -277,6 +277,20 @@ def test_the_page_cuts_a_line_of_uneven_digits_as_the_server_does(reader):
     assert got == [cuts, pieces, [list(s) for s in spans], height] and height == 41.0
 
 
+def test_the_page_cuts_where_a_narrow_digit_ends_as_the_server_does(reader):
+    from hdr_jax import preprocess
+    from tests.test_preprocess import one_touching_a_zero
+
+    ink = one_touching_a_zero()
+    cuts, pieces, spans, height = preprocess.segment_number(ink)
+    got = reader.page.evaluate("""async (a) => {
+        const pre = await import('/reader/preprocess.js');
+        const r = pre.segmentNumber({ h: a.h, w: a.w, data: Float32Array.from(a.data) });
+        return [r.cuts, r.between, r.spans, r.lineHeight];
+    }""", {"h": ink.shape[0], "w": ink.shape[1], "data": ink.ravel().tolist()})
+    assert got == [cuts, pieces, [list(s) for s in spans], height] and 53 in cuts
+
+
 def test_the_page_reads_a_number_across_a_shadow_as_the_server_does(reader, real_mnist):
     from hdr_jax import preprocess
     from tests.test_preprocess import number_in_a_shadow
