@@ -220,16 +220,17 @@ def test_numbers_under_a_paper_clip_are_read_right_at_least_17_of_40(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("folder, at_least", [("hard_numbers", 182), ("hard_numbers_2", 114),
+@pytest.mark.parametrize("folder, at_least", [("hard_numbers", 182), ("hard_numbers_2", 113),
                                               ("hard_numbers_3", 59), ("hard_numbers_4", 39),
-                                              ("hard_numbers_5", 96), ("hard_numbers_6", 74),
-                                              ("hard_numbers_7", 49), ("hard_numbers_8", 52),
+                                              ("hard_numbers_5", 96), ("hard_numbers_6", 75),
+                                              ("hard_numbers_7", 50), ("hard_numbers_8", 52),
                                               ("hard_numbers_9", 33), ("hard_numbers_10", 22),
-                                              ("hard_numbers_11", 20)])
+                                              ("hard_numbers_11", 20), ("hard_numbers_12", 135)])
 def test_hard_numbers_report_sets(shipped_checkpoint, folder, at_least):
     """The labelled report sets (tests/data/, made by bench/hard_numbers.py): what BENCHMARKS
-    reports, 184, 116, 61, 41, 98, 76, 51, 54, 35, 24 and 22 of 200 exactly right (session 19's
-    reader, session 21's model, fine-tuned on photographed line spans), held to within two."""
+    reports, 184, 115, 61, 41, 98, 77, 52, 54, 35, 24, 22 and 137 of 200 exactly right (session
+    22's reader, with a cut where a narrow digit ends; session 21's model, fine-tuned on
+    photographed line spans), held to within two."""
     recognizer = Recognizer(Predictor.from_checkpoint(shipped_checkpoint))
     counts = failure_kinds(recognizer, read_report_set(REPORT_SET.parent / folder))
     assert sum(counts.values()) == 200
