@@ -77,6 +77,8 @@ is pinned to its 44.
 
 `--tuning-effects A,B --tuning-chance P` draws each named effect per tuning number with
 probability P, as the report sets since the third do (`--sweep` and `--misses` take them too).
+`--tuning-effects every --tuning-chance 0.041666666666666664` (1/24) is the twelfth set's
+recipe on tuning digits and seeds: what to tune on for it.
 """
 
 from __future__ import annotations
@@ -362,7 +364,7 @@ def main() -> None:
                         "chosen)")
     p.add_argument("--tuning-effects", default="",
                    help="comma-separated effects of UNSEEN to UNSEEN_12 to add to the tuning "
-                        "numbers")
+                        "numbers, or 'every'")
     p.add_argument("--tuning-chance", type=float, default=1.0,
                    help="each of --tuning-effects per number with this probability (as the "
                         "third and fourth report sets draw theirs), not all of them always")
@@ -391,7 +393,8 @@ def main() -> None:
         preprocess.FAINT_MADS = args.faint_mads
     if args.spaced:
         preprocess.SPACED_FROM, preprocess.SPACED_UP_TO = args.spaced[0], int(args.spaced[1])
-    effects = frozenset(filter(None, args.tuning_effects.split(",")))
+    effects = (frozenset(EVERY_EFFECT) if args.tuning_effects == "every" else
+               frozenset(filter(None, args.tuning_effects.split(","))))
     if not effects <= set(EVERY_EFFECT):
         p.error(f"--tuning-effects: choose from {', '.join(EVERY_EFFECT)}")
     header(f"hard uploads, read by {Path(preprocess.__file__).parents[1]}"

@@ -179,6 +179,19 @@ def test_hard_numbers_reads_each_tuning_seed_and_their_total(mnist_dir):
     assert total[-1] == 8 and abs(total[0] - (zero[0] + five[0]) / 2) < 0.01
 
 
+def test_hard_numbers_tuning_effects_every_draws_from_all_of_them(mnist_dir):
+    """`--tuning-effects every` is every effect of UNSEEN to UNSEEN_12 (the twelfth set's
+    recipe with `--tuning-chance 1/24`), named as such; an unknown name is a one-line usage
+    error."""
+    out = _run("bench/hard_numbers.py", "--data-dir", str(mnist_dir), "--numbers", "3",
+               "--framed", "0", "--tuning-effects", "every", "--tuning-chance", "0.5")
+    assert "  tuning generator (seed 0) + every effect (50% each)" in out
+    bad = subprocess.run([sys.executable, "bench/hard_numbers.py", "--data-dir", str(mnist_dir),
+                          "--tuning-effects", "everything"], capture_output=True, text=True,
+                         cwd=ROOT, env=cli_env())
+    assert bad.returncode == 2 and "--tuning-effects: choose from" in bad.stderr
+
+
 def test_unseen_effects_ablate_one_at_a_time():
     """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the first report
     set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_12,
