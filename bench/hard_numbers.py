@@ -17,6 +17,8 @@ ruled and squared paper).
   python bench/hard_numbers.py --data-dir DIR --follow-strokes ...   # cuts along the strokes
   python bench/hard_numbers.py --data-dir DIR --faint-mads 3 --tuning-seeds 1 2 3 4   # a
       # faint floor (preprocess.FAINT_MADS), measured and not shipped
+  python bench/hard_numbers.py --data-dir DIR --narrow 0.27 --tuning-seeds 13 14   # how
+      # NARROW was chosen (0: no cut where a narrow digit ends)
   python bench/hard_numbers.py --data-dir DIR --spaced 0.3 6 --report-set ...   # how
       # SPACED_FROM and SPACED_UP_TO were chosen
   python bench/hard_numbers.py --data-dir DIR --stroke-widths   # where BOLD, THIN_TO, FINE
@@ -359,6 +361,9 @@ def main() -> None:
     p.add_argument("--faint-mads", type=float, default=getattr(preprocess, "FAINT_MADS", None),
                    help="preprocess.FAINT_MADS to read with (a faint floor: measured, not "
                         "shipped)")
+    p.add_argument("--narrow", type=float, default=getattr(preprocess, "NARROW", None),
+                   help="preprocess.NARROW to read with, 0 for no cut where a narrow digit "
+                        "ends (how it was chosen)")
     p.add_argument("--spaced", type=float, nargs=2, metavar=("FROM", "UP_TO"),
                    help="preprocess.SPACED_FROM and SPACED_UP_TO to read with (how they were "
                         "chosen)")
@@ -391,6 +396,9 @@ def main() -> None:
         preprocess.THICK_TO = args.thick_to
     if args.faint_mads is not None:
         preprocess.FAINT_MADS = args.faint_mads
+    if args.narrow is not None:
+        preprocess.NARROW = args.narrow
+        preprocess.NARROW_FROM = getattr(preprocess, "NARROW_FROM", 0.8) if args.narrow else np.inf
     if args.spaced:
         preprocess.SPACED_FROM, preprocess.SPACED_UP_TO = args.spaced[0], int(args.spaced[1])
     effects = (frozenset(EVERY_EFFECT) if args.tuning_effects == "every" else
@@ -403,7 +411,10 @@ def main() -> None:
            + (f", a faint floor at {preprocess.FAINT_MADS} MADs"
               if getattr(preprocess, "FAINT_MADS", 4.0) != 4.0 else "")
            + f", cut evenly from {preprocess.SPACED_FROM} a digit"
-             f" into up to {getattr(preprocess, 'SPACED_UP_TO', 4)}")
+             f" into up to {getattr(preprocess, 'SPACED_UP_TO', 4)}"
+           + ("" if not hasattr(preprocess, "NARROW") else
+              f", and {preprocess.NARROW} in from a piece's ends"
+              if np.isfinite(preprocess.NARROW_FROM) else ", no narrow cut"))
     if args.stroke_widths:
         stroke_widths(test, mnist.train, args.numbers)
         return

@@ -192,6 +192,19 @@ def test_hard_numbers_tuning_effects_every_draws_from_all_of_them(mnist_dir):
     assert bad.returncode == 2 and "--tuning-effects: choose from" in bad.stderr
 
 
+def test_hard_numbers_narrow_sets_the_cut_where_a_narrow_digit_ends(mnist_dir):
+    """`--narrow F` reads with `preprocess.NARROW` = F, and `--narrow 0` with no such cut:
+    the header says which."""
+    def header(*flags):
+        out = _run("bench/hard_numbers.py", "--data-dir", str(mnist_dir), "--numbers", "2",
+                   "--framed", "0", *flags)
+        return out.splitlines()[0]
+
+    assert header().endswith(", and 0.22 in from a piece's ends")
+    assert header("--narrow", "0.3").endswith(", and 0.3 in from a piece's ends")
+    assert header("--narrow", "0").endswith(", no narrow cut")
+
+
 def test_unseen_effects_ablate_one_at_a_time():
     """`hard_number_upload(unseen=...)`: True is every effect of UNSEEN (the first report
     set's recipe), a set of names adds only those, and each name, of UNSEEN to UNSEEN_12,
