@@ -1123,7 +1123,8 @@ def _valleys(columns: np.ndarray, x0: int, x1: int, line_height: float) -> list[
               if width >= NARROW_FROM * line_height else [])
     interior: list[int] = []
     gap = max(2, int(0.12 * line_height))
-    for x in sorted(valleys, key=lambda x: columns[x]) + spaced + narrow:  # Deepest first.
+    # Deepest valleys first, then even spacings, then a narrow digit's ends.
+    for x in sorted(valleys, key=lambda x: columns[x]) + spaced + narrow:
         if x0 + gap <= x <= x1 - gap and all(abs(x - y) >= gap for y in interior):
             interior.append(x)
     return sorted(interior[:MAX_CUTS])

@@ -107,8 +107,8 @@ def test_touching_digits_are_read_apart(shipped_checkpoint, real_mnist):
 
 
 def test_a_one_touching_a_zero_is_read_as_ten(shipped_checkpoint, real_mnist, monkeypatch):
-    """MNIST 1s each touching an MNIST 0 (the 0's first inked column 3 columns inside the 1's
-    last) make one piece with no valley where they meet: 19 of 20 read "10" when written, 8
+    """MNIST 1s each touching an MNIST 0 (the 0's first inked column on the 1's third last)
+    make one piece with no valley where they meet: 19 of 20 read "10" when written, 8
     without the cut where a narrow digit ends (`preprocess.NARROW`)."""
     recognizer = Recognizer(Predictor.from_checkpoint(shipped_checkpoint))
     images, labels = real_mnist.test.images, real_mnist.test.labels
