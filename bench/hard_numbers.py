@@ -398,7 +398,8 @@ def main() -> None:
         preprocess.FAINT_MADS = args.faint_mads
     if args.narrow is not None:
         preprocess.NARROW = args.narrow
-        preprocess.NARROW_FROM = getattr(preprocess, "NARROW_FROM", 0.8) if args.narrow else np.inf
+        if not args.narrow:
+            preprocess.NARROW_FROM = np.inf
     if args.spaced:
         preprocess.SPACED_FROM, preprocess.SPACED_UP_TO = args.spaced[0], int(args.spaced[1])
     effects = (frozenset(EVERY_EFFECT) if args.tuning_effects == "every" else

@@ -181,8 +181,8 @@ def test_hard_numbers_reads_each_tuning_seed_and_their_total(mnist_dir):
 
 def test_hard_numbers_tuning_effects_every_draws_from_all_of_them(mnist_dir):
     """`--tuning-effects every` is every effect of UNSEEN to UNSEEN_12 (the twelfth set's
-    recipe with `--tuning-chance 1/24`), named as such; an unknown name is a one-line usage
-    error."""
+    recipe with `--tuning-chance 1/24`), named as such; an unknown name is a usage error
+    that lists the effects."""
     out = _run("bench/hard_numbers.py", "--data-dir", str(mnist_dir), "--numbers", "3",
                "--framed", "0", "--tuning-effects", "every", "--tuning-chance", "0.5")
     assert "  tuning generator (seed 0) + every effect (50% each)" in out
@@ -195,12 +195,14 @@ def test_hard_numbers_tuning_effects_every_draws_from_all_of_them(mnist_dir):
 def test_hard_numbers_narrow_sets_the_cut_where_a_narrow_digit_ends(mnist_dir):
     """`--narrow F` reads with `preprocess.NARROW` = F, and `--narrow 0` with no such cut:
     the header says which."""
+    from hdr_jax import preprocess
+
     def header(*flags):
         out = _run("bench/hard_numbers.py", "--data-dir", str(mnist_dir), "--numbers", "2",
                    "--framed", "0", *flags)
         return out.splitlines()[0]
 
-    assert header().endswith(", and 0.22 in from a piece's ends")
+    assert header().endswith(f", and {preprocess.NARROW} in from a piece's ends")
     assert header("--narrow", "0.3").endswith(", and 0.3 in from a piece's ends")
     assert header("--narrow", "0").endswith(", no narrow cut")
 
