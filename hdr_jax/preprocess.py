@@ -72,6 +72,11 @@ STROKE, FAINT_STROKE = 0.15, 0.05
 FRAGMENT_GAP = 4
 RING_WIDER = 1.2  # A stamp's ring is this much wider than the writing is tall, at least.
 RIM = 1.8  # Of a ring's half-thickness: how far its ragged edge reaches.
+# A coloured stamp's ring over a pen's strokes: in the channel where the ring is brightest
+# beside the pen, it is `RING_APART` times as bright, or colour cannot tell them apart. Its
+# ink has `TINT` times the paper's share of that channel. Chosen on the tuning generator with
+# a stamp (session 23).
+RING_APART, TINT = 1.2, 1.08
 # A wire lying on the sheet (a paper clip): strokes under `WIRE_THIN` of the writing's
 # strokes wide, in pieces at least `WIRE_PIECE` of its tallest piece long, reaching
 # `WIRE_LONG` times as far as that piece. Chosen on the tuning generator with a paper clip
@@ -467,19 +472,20 @@ def stroke_pieces(ink: np.ndarray) -> tuple[np.ndarray, int]:
     return number[labels], int(keep.sum())
 
 
-def _keep_digit_components(ink: np.ndarray, along_a_line: bool = False) -> np.ndarray:
+def _keep_digit_components(ink: np.ndarray, along_a_line: bool = False,
+                           rgb: np.ndarray | None = None) -> np.ndarray:
     """Drops what is not writing: printed lines and specks (components far smaller than the
     largest one: dust, JPEG blocks); `along_a_line`, a line drawn under the writing too; and
     a rubber stamp's ring, or else a paper clip's wire, where what is kept looks like no
     writing or stands taller than its pieces (they are looked for only then: the ring's
-    search is dear)."""
+    search is dear). `rgb`: the upload's colours (`Decoded.rgb`), where it has them."""
     try:
         kept = _digit_components(ink, along_a_line)
     except NotHandwriting:
         kept = None
     if kept is None or _taller_than_its_pieces(kept):
         strokes = stroke_pieces(ink)[0] > 0
-        if (without := _without_stamp(ink, strokes)) is ink:
+        if (without := _without_stamp(ink, strokes, rgb)) is ink:
             without = _without_wire(ink, strokes)
         if without is not ink:
             return _digit_components(without, along_a_line)
@@ -561,13 +567,20 @@ def _digit_components(ink: np.ndarray, along_a_line: bool) -> np.ndarray:
     return np.where(kept, ink, 0.0)
 
 
-def _without_stamp(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+def _without_stamp(ink: np.ndarray, strokes: np.ndarray, rgb: np.ndarray | None = None
+                   ) -> np.ndarray:
     """`ink` without a rubber stamp's ring, or two one inside the other (`ink` itself if there
     is none): a circle of ink (`frames.find_ring`) at least `RING_WIDER` times as wide as the
-    writing is tall (a 0 is no wider than the digits beside it)."""
+    writing is tall (a 0 is no wider than the digits beside it). With the upload's colours
+    (`rgb`, any size), the ring is looked for among the strokes of each tint too, and what
+    goes is told from the pen by colour (`_stamp_ink`)."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
-    if (ring := frames.find_ring(strokes)) is None:
+    colours = None if rgb is None else _resized(rgb, ink.shape)
+    ring = frames.find_ring(strokes)
+    if ring is None and colours is not None:
+        ring = _coloured_ring(strokes, colours)
+    if ring is None:
         return ink
     beside = ring.distance(strokes.shape) / ring.half_width  # (In half-thicknesses.)
     if (second := frames.second_ring(strokes & (beside > 1), ring)) is not None:
@@ -587,9 +600,57 @@ def _without_stamp(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
     heights = [ys.stop - ys.start for (ys, _), size, left in zip(
         ndimage.find_objects(labels), sizes, kept, strict=True)
         if size >= 0.05 * sizes.max() and left >= 0.5 * size]
+    if not heights and rest.any():  # (The ring joins all the writing: its pieces off it.)
+        heights = _piece_heights(ndimage.label(rest, structure=np.ones((3, 3)))[0])
     if not heights or 2 * ring.radius < RING_WIDER * max(heights):
         return ink
-    return np.where(strokes & ~rest, 0.0, ink).astype(ink.dtype)
+    stamp = strokes & ~rest
+    if colours is not None:
+        stamp = _stamp_ink(stamp, rest, colours)
+    return np.where(stamp, 0.0, ink).astype(ink.dtype)
+
+
+def _coloured_ring(strokes: np.ndarray, rgb: np.ndarray) -> frames.Ring | None:
+    """A stamp's ring found among the strokes of one tint (`frames.find_ring`), where it is
+    not found among all of them (a patchy ring crossed by the writing): those whose share of
+    a colour channel is `TINT` times the paper's (shading darkens every channel alike)."""
+    tint = _tint(strokes, rgb)
+    rings = [frames.find_ring(strokes & (tint[..., k] > TINT)) for k in range(3)]
+    return max((r for r in rings if r is not None), key=lambda r: r.radius, default=None)
+
+
+def _stamp_ink(on_the_ring: np.ndarray, writing: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """A stamp's ink told from the pen's by colour (`rgb`, float [h, w, 3] in 0-255), given
+    the strokes on its ring (`on_the_ring`) and the rest (`writing`): in the channel where the
+    ring is brightest beside the pen (a red ring is bright in red, a blue or black pen dark),
+    the strokes nearer the ring's level there than the pen's: on the ring, all of them (where
+    the pen crosses it, it is dark there and stays); off it, those of the ring's tint too (a
+    patchy ring's specks, not a faint digit's grey). `on_the_ring` itself where the ring is
+    under `RING_APART` times as bright in every channel (a ring the pen's colour)."""
+    if on_the_ring.sum() < 10 or writing.sum() < 10:
+        return on_the_ring
+    ring, pen = np.median(rgb[on_the_ring], 0), np.median(rgb[writing], 0)
+    channel = int(np.argmax(ring / (pen + 1)))
+    if ring[channel] < RING_APART * pen[channel]:
+        return on_the_ring
+    bright = rgb[..., channel] >= (pen[channel] + ring[channel]) / 2
+    tinted = _tint(on_the_ring | writing, rgb)[..., channel] > TINT
+    return bright & (on_the_ring | writing & tinted)
+
+
+def _tint(strokes: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """Each pixel's share of each colour channel over the paper's (off the `strokes`)."""
+    paper = np.median(rgb[~strokes][::7], 0)
+    return rgb / (rgb.sum(-1, keepdims=True) + 1) / (paper / (paper.sum() + 1))
+
+
+def _resized(rgb: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Colours (uint8 [h, w, 3]) as float32 at `shape`, each channel box-filtered as
+    `_working_copy` filters grey (so that the page's port reads the same)."""
+    if rgb.shape[:2] == shape:
+        return rgb.astype(np.float32)
+    return np.stack([np.asarray(Image.fromarray(rgb[..., c].astype(np.float32), "F").resize(
+        shape[::-1], Image.Resampling.BOX), np.float32) for c in range(3)], -1)
 
 
 def _without_wire(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
@@ -742,24 +803,25 @@ def _underline_band(piece: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | N
     return band, curve, max(0, above)
 
 
-def _writing(work: np.ndarray, ink: np.ndarray, region: np.ndarray, along_a_line: bool
-             ) -> np.ndarray:
+def _writing(work: np.ndarray, ink: np.ndarray, region: np.ndarray, along_a_line: bool,
+             rgb: np.ndarray | None = None) -> np.ndarray:
     """The writing in the working copy `work` (`ink`: `polarised(work)`, `region`:
     `_region(ink)`) as `ink_map` intensities, what is not writing dropped. Grainy strokes
     (pencil, chalk, a dim photo's noise) are found again in `ink` smoothed, where the writing
     is tall enough that its pits are grain, not the bends of a thin stroke, or where grain
-    made it look like no handwriting (a mesh of holes). `along_a_line`: as for `ink_map`."""
+    made it look like no handwriting (a mesh of holes). `along_a_line`: as for `ink_map`;
+    `rgb`: as for `_keep_digit_components`."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
     found = ink_map(work, ink, region, along_a_line)
     try:
-        strokes = _keep_digit_components(found, along_a_line)
+        strokes = _keep_digit_components(found, along_a_line, rgb)
     except NotHandwriting:
         # Grain in pencil or chalk strokes counts as holes or pieces; smoothed, it does not.
         if _pits(found > STROKE) <= GRAINY:
             raise
         return _keep_digit_components(ink_map(work, ndimage.gaussian_filter(ink, GRAIN_SIGMA),
-                                              region, along_a_line), along_a_line)
+                                              region, along_a_line), along_a_line, rgb)
     rows, cols = np.nonzero(strokes.any(1))[0], np.nonzero(strokes.any(0))[0]
     box = strokes[max(0, rows[0] - 1):rows[-1] + 2, max(0, cols[0] - 1):cols[-1] + 2]
     if rows[-1] - rows[0] < SMALL_LINE or _pits(box > STROKE) <= GRAINY:
@@ -767,7 +829,7 @@ def _writing(work: np.ndarray, ink: np.ndarray, region: np.ndarray, along_a_line
     try:
         smooth = ndimage.gaussian_filter(ink, GRAIN_SIGMA)
         return _keep_digit_components(ink_map(work, smooth, region, along_a_line),
-                                      along_a_line)
+                                      along_a_line, rgb)
     except NoDigitFound:
         return strokes
 
@@ -929,6 +991,10 @@ def _unpack(image: Decoded | np.ndarray) -> tuple[np.ndarray, float]:
     return (image.grey, image.scale) if isinstance(image, Decoded) else (image, 1.0)
 
 
+def _colours(image: Decoded | np.ndarray) -> np.ndarray | None:
+    return image.rgb if isinstance(image, Decoded) else None
+
+
 def preprocess_digit(image: Decoded | np.ndarray, look_inside: int = 2) -> Digit:
     """One digit anywhere in the image -> MNIST format, and where it was in the upload. A
     digit inside a frame (a plot, a screen, a box; up to `look_inside` frames deep) is read
@@ -946,7 +1012,7 @@ def preprocess_digit(image: Decoded | np.ndarray, look_inside: int = 2) -> Digit
             return dataclasses.replace(digit, box=_shift(digit.box, *inner[1:]))
         except NoDigitFound:
             pass  # Not a frame after all (a bold 0): read the whole upload.
-    ink = _writing(work, ink, region, along_a_line=False)
+    ink = _writing(work, ink, region, along_a_line=False, rgb=_colours(image))
     ys, xs = np.nonzero(ink > 0)
     box = _scale_box((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), factor * scale,
                      round(w * scale), round(h * scale))
@@ -966,7 +1032,7 @@ def _inside_frame(image: Decoded | np.ndarray, ink: np.ndarray, region: np.ndarr
         return None
     grey, scale = _unpack(image)
     y0, y1, x0, x1 = (int(round(v * factor)) for v in frame.box)
-    rgb = image.rgb if isinstance(image, Decoded) else None
+    rgb = _colours(image)
     inner = (frames.colour_contrast(rgb[y0:y1, x0:x1]) if rgb is not None
              else grey[y0:y1, x0:x1])
     if frame.inside is not None:  # Only what the outline encloses, not its corners.
@@ -1168,7 +1234,7 @@ def number_line(image: Decoded | np.ndarray, look_inside: int = 2, closer: bool 
             return _shifted(number_line(inner[0], look_inside - 1), *inner[1:])
         except NoDigitFound:
             pass  # Not a frame after all: read the whole upload.
-    ink = _writing(work, ink, region, along_a_line=True)
+    ink = _writing(work, ink, region, along_a_line=True, rgb=_colours(image))
     cuts, pieces, spans, line_height = segment_number(ink)
     if closer and factor > 1 and line_height < SMALL_LINE:
         near = _around_the_writing(image, ink, factor, line_height)
@@ -1241,7 +1307,9 @@ def _around_the_writing(image: Decoded | np.ndarray, ink: np.ndarray, factor: fl
     y0, x0 = (max(0, int((v.min() - margin) * factor)) for v in (ys, xs))
     y1 = min(grey.shape[0], int(np.ceil((ys.max() + 1 + margin) * factor)))
     x1 = min(grey.shape[1], int(np.ceil((xs.max() + 1 + margin) * factor)))
-    return Decoded(grey[y0:y1, x0:x1], scale), round(x0 * scale), round(y0 * scale)
+    rgb = _colours(image)
+    return (Decoded(grey[y0:y1, x0:x1], scale, None if rgb is None else rgb[y0:y1, x0:x1]),
+            round(x0 * scale), round(y0 * scale))
 
 
 def digit_between(ink: np.ndarray, left: int | np.ndarray, right: int | np.ndarray,

@@ -699,6 +699,69 @@ def test_a_stamps_ring_across_a_number_goes_and_its_digits_stay():
     assert (out[(digits > 0.5) & ~band] > 0.5).all()
 
 
+def stamped_in_colour(ring_colour: tuple[int, int, int], pen: tuple[int, int, int]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A 1, a 0 and a 2 in `pen`'s colour under a patchy stamp's ring in `ring_colour`, both
+    laid on white paper as inks do (multiplied): the ink `_keep_digit_components` is given
+    (the darker of the two), the picture's colours (uint8 [h, w, 3]), the digits' strokes and
+    the ring's."""
+    digits = _drawn([("line", [(60, 20), (60, 80)]), ("arc", (100, 20, 140, 80), 0, 360),
+                     *_two(170, 210)], size=(300, 160))
+    ring = _stamp(digits.shape, 90, 150, 60)
+    rgb = 255.0 * np.ones(digits.shape + (3,))
+    for mask, colour in ((ring, ring_colour), (digits > 0.5, pen)):
+        rgb = np.where(mask[..., None], rgb * np.asarray(colour) / 255, rgb)
+    return np.maximum(digits, 0.7 * ring), rgb.astype(np.uint8), digits > 0.5, ring
+
+
+def test_a_red_stamps_ring_goes_and_blue_digits_keep_every_pixel_under_it():
+    """With the picture's colours (`_stamp_ink`), the ring's pixels go, but not where the pen
+    crosses it: there, dark in red, the pixels are the pen's. Without them, the band goes
+    from the digits too."""
+    ink, rgb, digits, ring = stamped_in_colour((220, 40, 50), (40, 60, 200))
+    out = preprocess._keep_digit_components(ink, True, rgb)
+    assert not (out[ring & ~ndimage.binary_dilation(digits, iterations=3)] > 0).any()
+    assert (out[digits] > 0.5).all()
+    assert not (preprocess._keep_digit_components(ink, True)[digits & ring] > 0).any()
+
+
+def test_a_stamps_ring_in_the_pens_colour_goes_as_without_colours():
+    """A black ring over black digits: colour tells nothing (`RING_APART`), so the ring goes
+    with the digits' pixels on its band, as it does without the picture's colours."""
+    ink, rgb, _, _ = stamped_in_colour((30, 30, 30), (30, 30, 30))
+    np.testing.assert_array_equal(preprocess._keep_digit_components(ink, True, rgb),
+                                  preprocess._keep_digit_components(ink, True))
+
+
+def test_a_stamps_ring_is_found_among_the_strokes_of_its_tint():
+    """`_coloured_ring`: among a red ring's and blue digits' strokes, with the colours at twice
+    the ink's size (`_resized`), the ring's circle."""
+    ink, rgb, _, _ = stamped_in_colour((220, 40, 50), (40, 60, 200))
+    big = np.asarray(Image.fromarray(rgb).resize((600, 320), Image.Resampling.NEAREST))
+    ring = preprocess._coloured_ring(ink > 0.5, preprocess._resized(big, ink.shape))
+    assert (ring.y, ring.x, ring.radius) == pytest.approx((90, 150, 60), abs=1.5)
+
+
+def ring_across_every_digit() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A whole ring (not patchy) crossing each of a 1, a 0 and a 2: the ink, the digits'
+    strokes and the ring's."""
+    digits = _drawn([("line", [(100, 40), (100, 100)]), ("arc", (135, 40, 175, 100), 0, 360),
+                     *_two(200, 240)], size=(340, 300))
+    gy, gx = np.mgrid[0:300, 0:340]
+    ring = np.abs(np.hypot(gy - 190, gx - 170) - 120) <= 4
+    return np.maximum(digits, 0.7 * ring), digits, ring
+
+
+def test_a_stamps_ring_that_joins_all_the_writing_goes():
+    """A ring crossing each of three digits makes one piece of them, mostly ring: the
+    writing's height is then its pieces off the ring, and the ring still goes."""
+    ink, digits, ring = ring_across_every_digit()
+    assert ndimage.label(ink > 0.5, structure=np.ones((3, 3)))[1] == 1
+    out = preprocess._without_stamp(ink, ink > 0.5)
+    assert out is not ink
+    assert not (out[ring & (ndimage.distance_transform_edt(digits < 0.5) > 6)] > 0).any()
+
+
 def test_a_zero_among_digits_is_no_stamps_ring():
     """A round 0 beside two 1s is a ring of ink no wider than the writing is tall: it stays."""
     ink = _drawn([("line", [(60, 20), (60, 80)]), ("arc", (100, 20, 160, 80), 0, 360),
@@ -791,5 +854,5 @@ def test_a_bold_five_written_in_two_strokes_is_no_stamp(monkeypatch):
 
     raw = (Path(__file__).parent / "data" / "bold_five.png").read_bytes()
     digit = preprocess.preprocess_digit(preprocess.decode(raw)).image
-    monkeypatch.setattr(preprocess, "_without_stamp", lambda ink, strokes: ink)
+    monkeypatch.setattr(preprocess, "_without_stamp", lambda ink, strokes, rgb=None: ink)
     np.testing.assert_array_equal(digit, preprocess.preprocess_digit(preprocess.decode(raw)).image)

@@ -219,6 +219,51 @@ def test_the_page_finds_a_stamps_ring_as_the_server_does(reader, y, x):
     assert page["halfWidth"] == pytest.approx(server.half_width, abs=1e-6)
 
 
+def _without_stamp_on_the_page(reader, ink: np.ndarray, rgb: np.ndarray | None) -> np.ndarray:
+    """The page's `withoutStamp(ink, strokes, rgb)`, strokes: wherever `ink` is."""
+    return np.asarray(reader.page.evaluate("""async (a) => {
+        const pre = await import('/reader/preprocess.js');
+        const ink = { h: a.h, w: a.w, data: Float32Array.from(a.data) };
+        const strokes = { h: a.h, w: a.w, data: Uint8Array.from(a.data, (v) => (v > 0 ? 1 : 0)) };
+        const rgb = a.rgb && { h: a.rgb.h, w: a.rgb.w, data: Uint8Array.from(a.rgb.data) };
+        return Array.from(pre.withoutStamp(ink, strokes, rgb).data);
+    }""", {"h": ink.shape[0], "w": ink.shape[1], "data": ink.ravel().tolist(),
+           "rgb": None if rgb is None else {"h": rgb.shape[0], "w": rgb.shape[1],
+                                            "data": rgb.ravel().tolist()}})).reshape(ink.shape)
+
+
+@pytest.mark.parametrize("colours", ["red over blue, twice the size", "black over black", None])
+def test_the_page_takes_out_a_stamps_ring_by_its_colour_as_the_server_does(reader, colours):
+    """`withoutStamp` against `_without_stamp` on a patchy ring across a 1, a 0 and a 2: with
+    the picture's colours at twice the ink's size (a red ring over blue digits: the pen's
+    pixels under the ring stay), in the pen's colour, and without colours. The same pixels
+    go."""
+    from hdr_jax import preprocess
+    from tests.test_preprocess import stamped_in_colour
+
+    ring_colour, pen = ((30, 30, 30),) * 2 if colours == "black over black" else (
+        (220, 40, 50), (40, 60, 200))
+    ink, rgb, _, _ = stamped_in_colour(ring_colour, pen)
+    if colours is None:
+        rgb = None
+    elif colours.endswith("twice the size"):
+        rgb = np.asarray(Image.fromarray(rgb).resize((600, 320), Image.Resampling.NEAREST))
+    server = preprocess._without_stamp(ink, ink > 0, rgb)
+    assert server is not ink
+    np.testing.assert_allclose(_without_stamp_on_the_page(reader, ink, rgb), server, atol=1e-6)
+
+
+def test_the_page_takes_out_a_ring_joining_all_the_writing_as_the_server_does(reader):
+    """A whole ring crossing each of three digits (one piece of ink): the same pixels go."""
+    from hdr_jax import preprocess
+    from tests.test_preprocess import ring_across_every_digit
+
+    ink = ring_across_every_digit()[0]
+    server = preprocess._without_stamp(ink, ink > 0)
+    assert server is not ink
+    np.testing.assert_allclose(_without_stamp_on_the_page(reader, ink, None), server, atol=1e-6)
+
+
 def test_the_page_reads_stamped_numbers_as_the_server_does(reader, real_mnist):
     """Numbers under a rubber stamp's ring (8, tuning digits): the page answers as the server
     does on all but at most one (the browser's JPEG decoder differs from Pillow's by a level

@@ -26,7 +26,7 @@ const FINE = 0.05, THICK_TO = 0.08;  // preprocess.FINE, THICK_TO
 const WORD_GAP = 0.35, SMALLER_WORD = 0.8, PRINTED_LETTERS = 3, LETTER_GAP = 0.3, BASELINE = 0.04;  // preprocess's
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
-const FRAGMENT_GAP = 4, RING_WIDER = 1.2, RIM = 1.8;  // preprocess's
+const FRAGMENT_GAP = 4, RING_WIDER = 1.2, RIM = 1.8, RING_APART = 1.2, TINT = 1.08;  // preprocess's
 const WIRE_THIN = 0.5, WIRE_LONG = 1.3, WIRE_PIECE = 0.3;  // preprocess's
 
 export class PreprocessError extends Error {}
@@ -315,7 +315,7 @@ function maskOf(labelled) {
 
 /** preprocess._keep_digit_components: without printed lines and specks, and a rubber
  * stamp's ring where what is kept looks like no writing or stands taller than its pieces. */
-function keepDigitComponents(ink, alongALine = false) {
+function keepDigitComponents(ink, alongALine = false, rgb = null) {
   let kept = null;
   try {
     kept = digitComponents(ink, alongALine);
@@ -324,7 +324,7 @@ function keepDigitComponents(ink, alongALine = false) {
   }
   if (kept === null || tallerThanItsPieces(kept)) {
     const strokes = maskOf(strokePieces(ink));
-    let without = withoutStamp(ink, strokes);
+    let without = withoutStamp(ink, strokes, rgb);
     if (without === ink) without = withoutWire(ink, strokes);
     if (without !== ink) return digitComponents(without, alongALine);
   }
@@ -407,9 +407,12 @@ function ridges(strokes) {
 }
 
 /** preprocess._without_stamp: the ink without a rubber stamp's ring (or two about one
- * centre) wider than the writing is tall (the same object where there is none). */
-function withoutStamp(ink, strokes) {
-  const ring = frames.findRing(strokes);
+ * centre) wider than the writing is tall (the same object where there is none); with the
+ * upload's colours (`rgb`, any size), told from the pen by colour. */
+export function withoutStamp(ink, strokes, rgb = null) {
+  const colours = rgb ? resized(rgb, ink.h, ink.w) : null;
+  let ring = frames.findRing(strokes);
+  if (!ring && colours) ring = colouredRing(strokes, colours);
   if (!ring) return ink;
   const { h, w } = strokes;
   const beside = frames.ringDistance(ring, h, w).map((d) => d / ring.halfWidth);
@@ -433,8 +436,61 @@ function withoutStamp(ink, strokes) {
   for (let k = 1; k <= labelled.n; k++) {
     if (pieceSizes[k] >= 0.05 * largest && left[k] >= 0.5 * pieceSizes[k]) heights.push(boxes[k][1] - boxes[k][0]);
   }
+  // (The ring joins all the writing: its pieces off it.)
+  if (!heights.length && nd.any(rest)) heights.push(...pieceHeights(nd.label(rest)));
   if (!heights.length || 2 * ring.radius < RING_WIDER * Math.max(...heights)) return ink;
-  return nd.map(ink, (v, i) => (strokes.data[i] && !rest.data[i] ? 0 : v));
+  let stamp = nd.map(strokes, (v, i) => (v && !rest.data[i] ? 1 : 0), Uint8Array);
+  if (colours) stamp = stampInk(stamp, rest, colours);
+  return nd.map(ink, (v, i) => (stamp.data[i] ? 0 : v));
+}
+
+/** preprocess._resized: colours {h, w, data: uint8 RGB} as three float channels at h x w,
+ * each box-filtered as the working copy is. */
+function resized(rgb, h, w) {
+  return [0, 1, 2].map((c) => {
+    const channel = nd.image(rgb.h, rgb.w);
+    for (let i = 0; i < channel.data.length; i++) channel.data[i] = rgb.data[3 * i + c];
+    return rgb.h === h && rgb.w === w ? channel : nd.resize(channel, w, h, "box");
+  });
+}
+
+/** preprocess._tint: each pixel's share of each channel over the paper's (off `strokes`). */
+function tint(strokes, colours) {
+  const paperValues = [[], [], []];
+  let seen = 0;
+  strokes.data.forEach((v, i) => {
+    if (v) return;
+    if (seen++ % 7 === 0) colours.forEach((c, k) => paperValues[k].push(c.data[i]));
+  });
+  const paper = paperValues.map((values) => nd.median(values));
+  const paperSum = paper[0] + paper[1] + paper[2] + 1;
+  return colours.map((c, k) => nd.map(c, (v, i) => v / (colours[0].data[i] + colours[1].data[i] + colours[2].data[i] + 1) / (paper[k] / paperSum)));
+}
+
+/** preprocess._coloured_ring: a stamp's ring found among the strokes of one tint. */
+function colouredRing(strokes, colours) {
+  let best = null;
+  for (const t of tint(strokes, colours)) {
+    const ring = frames.findRing(nd.map(strokes, (v, i) => (v && t.data[i] > TINT ? 1 : 0), Uint8Array));
+    if (ring && (!best || ring.radius > best.radius)) best = ring;
+  }
+  return best;
+}
+
+/** preprocess._stamp_ink: the stamp's ink told from the pen's by colour, on the ring or
+ * off it (a patchy ring's specks, of the ring's tint); `onTheRing` itself where the two are
+ * not RING_APART apart in any channel. */
+function stampInk(onTheRing, writing, colours) {
+  if (nd.count(onTheRing) < 10 || nd.count(writing) < 10) return onTheRing;
+  const medians = (mask) => colours.map((c) => nd.median(c.data.filter((_, i) => mask.data[i])));
+  const ring = medians(onTheRing), pen = medians(writing);
+  const ratios = ring.map((r, k) => r / (pen[k] + 1));
+  const channel = ratios.indexOf(Math.max(...ratios));
+  if (ring[channel] < RING_APART * pen[channel]) return onTheRing;
+  const middle = (pen[channel] + ring[channel]) / 2, level = colours[channel].data;
+  const either = nd.map(onTheRing, (v, i) => (v || writing.data[i] ? 1 : 0), Uint8Array);
+  const tinted = tint(either, colours)[channel].data;
+  return nd.map(either, (v, i) => (level[i] >= middle && (onTheRing.data[i] || (writing.data[i] && tinted[i] > TINT)) ? 1 : 0), Uint8Array);
 }
 
 /** preprocess._with_fragments: {counted: each piece's size, a speck's (under 5% of the
@@ -701,17 +757,17 @@ function extent(img) {
 }
 
 /** preprocess._writing: the kept strokes, found again smoothed where they are grainy. */
-function writing(work, ink, brighter, alongALine) {
+function writing(work, ink, brighter, alongALine, rgb = null) {
   const found = inkMap(work, ink, brighter, alongALine);
   let strokes;
   try {
-    strokes = keepDigitComponents(found, alongALine);
+    strokes = keepDigitComponents(found, alongALine, rgb);
   } catch (err) {
     // Grain in pencil or chalk strokes counts as holes or pieces; smoothed, it does not.
     if (!(err instanceof NotHandwriting)) throw err;
     if (pits(nd.map(found, (v) => (v > STROKE ? 1 : 0), Uint8Array)) <= GRAINY) throw err;
     return keepDigitComponents(inkMap(work, nd.gaussianFilter(ink, GRAIN_SIGMA), brighter, alongALine),
-                               alongALine);
+                               alongALine, rgb);
   }
   const [ys, xs] = extent(strokes);
   const box = nd.crop(strokes, Math.max(0, ys[0] - 1), Math.min(strokes.h, ys[1] + 2),
@@ -720,7 +776,7 @@ function writing(work, ink, brighter, alongALine) {
   if (pits(nd.map(box, (v) => (v > STROKE ? 1 : 0), Uint8Array)) <= GRAINY) return strokes;
   try {
     return keepDigitComponents(inkMap(work, nd.gaussianFilter(ink, GRAIN_SIGMA), brighter, alongALine),
-                               alongALine);
+                               alongALine, rgb);
   } catch (err) {
     if (!(err instanceof NoDigitFound)) throw err;
     return strokes;
@@ -820,7 +876,7 @@ export function preprocessDigit(upload, lookInside = 2) {
       if (!(err instanceof NoDigitFound)) throw err;
     }
   }
-  ink = writing(work, ink, brighter, false);
+  ink = writing(work, ink, brighter, false, upload.rgb || null);
   const [[ya, yb], [xa, xb]] = extent(ink);
   const box = scaleBox([xa, ya, xb + 1, yb + 1], factor * scale,
                        roundHalfEven(grey.w * scale), roundHalfEven(grey.h * scale));
@@ -1014,7 +1070,7 @@ export function numberLine(upload, lookInside = 2, closer = true) {
       if (!(err instanceof NoDigitFound)) throw err;
     }
   }
-  ink = writing(work, ink, brighter, true);
+  ink = writing(work, ink, brighter, true, upload.rgb || null);
   let { cuts, between, spans, lineHeight } = segmentNumber(ink);
   if (closer && factor > 1 && lineHeight < SMALL_LINE) {
     const near = aroundTheWriting(upload, ink, factor, lineHeight);
@@ -1083,7 +1139,8 @@ function aroundTheWriting(upload, ink, factor, lineHeight) {
   const x0 = Math.max(0, Math.trunc((xa - margin) * factor));
   const y1 = Math.min(grey.h, Math.ceil((yb + 1 + margin) * factor));
   const x1 = Math.min(grey.w, Math.ceil((xb + 1 + margin) * factor));
-  return { upload: { grey: nd.crop(grey, y0, y1, x0, x1), scale, rgb: null },
+  const rgb = upload.rgb ? cropRgb(upload.rgb, y0, y1, x0, x1) : null;
+  return { upload: { grey: nd.crop(grey, y0, y1, x0, x1), scale, rgb },
            dx: roundHalfEven(x0 * scale), dy: roundHalfEven(y0 * scale) };
 }
 
