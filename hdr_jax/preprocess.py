@@ -77,6 +77,10 @@ RIM = 1.8  # Of a ring's half-thickness: how far its ragged edge reaches.
 # ink has `TINT` times the paper's share of that channel. Chosen on the tuning generator with
 # a stamp (session 23).
 RING_APART, TINT = 1.2, 1.08
+# A ring binder's punched hole (the table dark through it) is a solid round piece: its box
+# square within `DISC_SQUARE`, `DISC_FILL` of it inked, its middle `DISC_SOLID` of its side
+# from the paper. A 0, however bold, keeps its middle near a stroke's edge (session 23).
+DISC_SQUARE, DISC_FILL, DISC_SOLID = 1.3, 0.7, 0.35
 # A wire lying on the sheet (a paper clip): strokes under `WIRE_THIN` of the writing's
 # strokes wide, in pieces at least `WIRE_PIECE` of its tallest piece long, reaching
 # `WIRE_LONG` times as far as that piece. Chosen on the tuning generator with a paper clip
@@ -543,7 +547,8 @@ def _digit_components(ink: np.ndarray, along_a_line: bool) -> np.ndarray:
     if n == 0:
         raise NoDigitFound()
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]  # Pixels per piece.
-    sizes = np.where(_along_the_edges(labels, sizes), 0, sizes)  # Not writing: never kept.
+    # Not writing: never kept.
+    sizes = np.where(_along_the_edges(labels, sizes) | _discs(labels, sizes), 0, sizes)
     keep = np.zeros(n + 1, bool)
     counted, group_of = _with_fragments(labels, sizes)
     keep[1:] = counted >= max(0.05 * sizes.max(), 2)
@@ -877,6 +882,32 @@ def _along_the_edges(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         runs = xs.stop - xs.start >= EDGE_SPAN * w or ys.stop - ys.start >= EDGE_SPAN * h
         out[k] = touches and runs and in_band[k] >= 0.9 * sizes[k]
     return out
+
+
+def _discs(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Which pieces are solid round discs (`DISC_SQUARE`, `DISC_FILL`, `DISC_SOLID`: a ring
+    binder's punched holes, a blot), where a piece that is none stands at least as tall
+    (alone, a disc is what there is to read: a 0 filled in)."""
+    from scipy import ndimage  # Deferred: see the module docstring.
+
+    boxes = ndimage.find_objects(labels)
+    discs = np.zeros(sizes.size, bool)
+    for k, (ys, xs) in enumerate(boxes):
+        h, w = ys.stop - ys.start, xs.stop - xs.start
+        # A disc the picture's side cuts goes on past it: any part of it is square enough.
+        cut = (ys.start == 0, ys.stop == labels.shape[0], xs.start == 0, xs.stop == labels.shape[1])
+        if (min(h, w) < 4 or sizes[k] < DISC_FILL * h * w
+                or (not any(cut) and max(h, w) > DISC_SQUARE * min(h, w))):
+            continue
+        piece = np.pad(labels[ys, xs] == k + 1, 1)
+        piece[0], piece[-1], piece[:, 0], piece[:, -1] = cut  # (Past a side: ink, not paper.)
+        middle = ndimage.distance_transform_edt(piece).max()
+        discs[k] = middle >= DISC_SOLID * max(h, w)
+    if not discs.any():
+        return discs
+    heights = np.array([ys.stop - ys.start for ys, _ in boxes])
+    writing = ~discs & (sizes >= 0.05 * sizes.max())
+    return discs & (heights <= heights[writing].max(initial=0))
 
 
 def _near_the_writing(labels: np.ndarray, sizes: np.ndarray, along_a_line: bool = False

@@ -769,6 +769,42 @@ def test_a_zero_among_digits_is_no_stamps_ring():
     assert preprocess._without_stamp(ink, ink > 0.5) is ink
 
 
+def _disc(shape: tuple[int, int], y: float, x: float, radius: float) -> np.ndarray:
+    gy, gx = np.mgrid[0:shape[0], 0:shape[1]]
+    return (np.hypot(gy - y, gx - x) <= radius).astype(np.float32)
+
+
+def punched_number() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 1, a 0 and a 2 with two of a ring binder's holes (solid discs 20 pixels across) in a
+    column beside them, and a third cut by the picture's side: the ink, the digits' and the
+    holes'."""
+    digits = _drawn([("line", [(100, 40), (100, 100)]), ("arc", (135, 40, 175, 100), 0, 360),
+                     *_two(200, 240)], size=(300, 160))
+    holes = np.maximum.reduce([_disc(digits.shape, y, 40, 10) for y in (30, 90)]
+                              + [_disc(digits.shape, 150, 280, 12)])
+    return np.maximum(digits, holes), digits, holes
+
+
+def test_punched_holes_beside_a_number_go_and_its_digits_stay():
+    """Punched holes beside a number and one cut by the picture's side (`_discs`): none is
+    kept, every digit pixel is."""
+    ink, digits, holes = punched_number()
+    out = preprocess._keep_digit_components(ink, True)
+    assert not (out[holes > 0] > 0).any()
+    assert (out[digits > 0.5] > 0.5).all()
+
+
+def test_a_bold_zero_and_a_disc_alone_are_no_punched_holes():
+    """A 0 drawn 12 pixels thick, its hole small, beside a 1: its middle is near a stroke's
+    edge, so it is no disc. A solid disc alone is what there is to read: it stays."""
+    ink = _drawn([("arc", (40, 20, 90, 80), 0, 360), ("line", [(130, 20), (130, 80)])],
+                 width=12)
+    labels, n = ndimage.label(ink > 0.5, structure=np.ones((3, 3)))
+    assert not preprocess._discs(labels, np.bincount(labels.ravel())[1:]).any()
+    disc = _disc((120, 120), 60, 60, 20)
+    assert (preprocess._keep_digit_components(disc) > 0).sum() >= (disc > 0).sum()
+
+
 def _clip(size: tuple[int, int], box: tuple[int, int, int, int], wire: int = 2) -> np.ndarray:
     """A paper clip standing upright: two nested loops of wire `wire` pixels thick, the outer
     one `box` (x0, y0, x1, y1)."""

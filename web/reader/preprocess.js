@@ -27,6 +27,7 @@ const WORD_GAP = 0.35, SMALLER_WORD = 0.8, PRINTED_LETTERS = 3, LETTER_GAP = 0.3
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
 const FRAGMENT_GAP = 4, RING_WIDER = 1.2, RIM = 1.8, RING_APART = 1.2, TINT = 1.08;  // preprocess's
+const DISC_SQUARE = 1.3, DISC_FILL = 0.7, DISC_SOLID = 0.35;  // preprocess's
 const WIRE_THIN = 0.5, WIRE_LONG = 1.3, WIRE_PIECE = 0.3;  // preprocess's
 
 export class PreprocessError extends Error {}
@@ -315,7 +316,7 @@ function maskOf(labelled) {
 
 /** preprocess._keep_digit_components: without printed lines and specks, and a rubber
  * stamp's ring where what is kept looks like no writing or stands taller than its pieces. */
-function keepDigitComponents(ink, alongALine = false, rgb = null) {
+export function keepDigitComponents(ink, alongALine = false, rgb = null) {
   let kept = null;
   try {
     kept = digitComponents(ink, alongALine);
@@ -545,7 +546,10 @@ function digitComponents(inkIn, alongALine) {
   if (withoutBox !== ink) { ink = withoutBox; labelled = strokePieces(ink); }
   if (labelled.n === 0) throw new NoDigitFound();
   const pieceSizes = nd.sizes(labelled.labels, labelled.n).slice(1);
-  alongTheEdges(labelled, pieceSizes);  // Not writing: never kept.
+  // Not writing: never kept.
+  const disc = discs(labelled, pieceSizes);
+  alongTheEdges(labelled, pieceSizes);
+  disc.forEach((v, i) => { if (v) pieceSizes[i] = 0; });
   const largest = nd.max(pieceSizes);
   const keep = new Uint8Array(labelled.n + 1);
   const { counted, groupOf } = withFragments(labelled, pieceSizes);
@@ -702,6 +706,37 @@ function alongTheEdges(labelled, pieceSizes) {
     const runs = x1 - x0 >= EDGE_SPAN * w || y1 - y0 >= EDGE_SPAN * h;
     if (touches && runs && inBand[k] >= 0.9 * pieceSizes[k - 1]) pieceSizes[k - 1] = 0;
   }
+}
+
+/** preprocess._discs: which pieces (index 0: piece 1) are solid round discs (a ring
+ * binder's punched holes, a blot), where a piece that is none stands at least as tall. */
+function discs(labelled, pieceSizes) {
+  const { labels, n, h, w } = labelled;
+  const boxes = nd.boxes(labelled), out = new Uint8Array(n);
+  for (let k = 1; k <= n; k++) {
+    const [y0, y1, x0, x1] = boxes[k];
+    const bh = y1 - y0, bw = x1 - x0;
+    // A disc the picture's side cuts goes on past it: any part of it is square enough.
+    const cut = [y0 === 0, y1 === h, x0 === 0, x1 === w].map(Number);
+    if (Math.min(bh, bw) < 4 || pieceSizes[k - 1] < DISC_FILL * bh * bw
+        || (!cut.some(Boolean) && Math.max(bh, bw) > DISC_SQUARE * Math.min(bh, bw))) continue;
+    const piece = nd.image(bh + 2, bw + 2, Uint8Array);
+    for (let y = 0; y < bh + 2; y++) {
+      for (let x = 0; x < bw + 2; x++) {
+        // (Past a side: ink, not paper.)
+        piece.data[y * (bw + 2) + x] = x === 0 ? cut[2] : x === bw + 1 ? cut[3] : y === 0 ? cut[0]
+          : y === bh + 1 ? cut[1] : labels[(y0 + y - 1) * w + x0 + x - 1] === k ? 1 : 0;
+      }
+    }
+    out[k - 1] = nd.maxDistance(piece) >= DISC_SOLID * Math.max(bh, bw) ? 1 : 0;
+  }
+  if (!out.some(Boolean)) return out;
+  const largest = nd.max(pieceSizes);
+  let tallest = 0;
+  for (let k = 1; k <= n; k++) {
+    if (!out[k - 1] && pieceSizes[k - 1] >= 0.05 * largest) tallest = Math.max(tallest, boxes[k][1] - boxes[k][0]);
+  }
+  return out.map((v, i) => (v && boxes[i + 1][1] - boxes[i + 1][0] <= tallest ? 1 : 0));
 }
 
 /** preprocess._near_the_writing: unkeeps (in place) the pieces further than half the
