@@ -887,7 +887,8 @@ def _along_the_edges(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 def _discs(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Which pieces are solid round discs (`DISC_SQUARE`, `DISC_FILL`, `DISC_SOLID`: a ring
     binder's punched holes, a blot), where a piece that is none stands at least as tall
-    (alone, a disc is what there is to read: a 0 filled in)."""
+    (alone, a disc is what there is to read: a 0 filled in). Specks (under 5% of the largest
+    piece) are none: a faint stroke that grain broke up is solid bits (`_with_fragments`)."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
     boxes = ndimage.find_objects(labels)
@@ -896,7 +897,7 @@ def _discs(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         h, w = ys.stop - ys.start, xs.stop - xs.start
         # A disc the picture's side cuts goes on past it: any part of it is square enough.
         cut = (ys.start == 0, ys.stop == labels.shape[0], xs.start == 0, xs.stop == labels.shape[1])
-        if (min(h, w) < 4 or sizes[k] < DISC_FILL * h * w
+        if (sizes[k] < 0.05 * sizes.max() or min(h, w) < 4 or sizes[k] < DISC_FILL * h * w
                 or (not any(cut) and max(h, w) > DISC_SQUARE * min(h, w))):
             continue
         piece = np.pad(labels[ys, xs] == k + 1, 1)

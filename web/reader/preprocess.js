@@ -709,16 +709,17 @@ function alongTheEdges(labelled, pieceSizes) {
 }
 
 /** preprocess._discs: which pieces (index 0: piece 1) are solid round discs (a ring
- * binder's punched holes, a blot), where a piece that is none stands at least as tall. */
+ * binder's punched holes, a blot), where a piece that is none stands at least as tall;
+ * specks (under 5% of the largest piece) are none. */
 function discs(labelled, pieceSizes) {
   const { labels, n, h, w } = labelled;
-  const boxes = nd.boxes(labelled), out = new Uint8Array(n);
+  const boxes = nd.boxes(labelled), out = new Uint8Array(n), largest = nd.max(pieceSizes);
   for (let k = 1; k <= n; k++) {
     const [y0, y1, x0, x1] = boxes[k];
     const bh = y1 - y0, bw = x1 - x0;
     // A disc the picture's side cuts goes on past it: any part of it is square enough.
     const cut = [y0 === 0, y1 === h, x0 === 0, x1 === w].map(Number);
-    if (Math.min(bh, bw) < 4 || pieceSizes[k - 1] < DISC_FILL * bh * bw
+    if (pieceSizes[k - 1] < 0.05 * largest || Math.min(bh, bw) < 4 || pieceSizes[k - 1] < DISC_FILL * bh * bw
         || (!cut.some(Boolean) && Math.max(bh, bw) > DISC_SQUARE * Math.min(bh, bw))) continue;
     const piece = nd.image(bh + 2, bw + 2, Uint8Array);
     for (let y = 0; y < bh + 2; y++) {
@@ -731,7 +732,6 @@ function discs(labelled, pieceSizes) {
     out[k - 1] = nd.maxDistance(piece) >= DISC_SOLID * Math.max(bh, bw) ? 1 : 0;
   }
   if (!out.some(Boolean)) return out;
-  const largest = nd.max(pieceSizes);
   let tallest = 0;
   for (let k = 1; k <= n; k++) {
     if (!out[k - 1] && pieceSizes[k - 1] >= 0.05 * largest) tallest = Math.max(tallest, boxes[k][1] - boxes[k][0]);
