@@ -79,8 +79,10 @@ RIM = 1.8  # Of a ring's half-thickness: how far its ragged edge reaches.
 RING_APART, TINT = 1.2, 1.08
 # A ring binder's punched hole (the table dark through it) is a solid round piece: its box
 # square within `DISC_SQUARE`, `DISC_FILL` of it inked, its middle `DISC_SOLID` of its side
-# from the paper. A 0, however bold, keeps its middle near a stroke's edge (session 23).
-DISC_SQUARE, DISC_FILL, DISC_SOLID = 1.3, 0.7, 0.35
+# from the paper, and `DISC_ROUND` of the circle about its centre that holds it inked. A 0,
+# however bold, keeps its middle near a stroke's edge; a bold 6 or 8 whose loops closed is a
+# blob, not a circle (0.77 at most on report sets 4, 7 and 8; holes 0.84-0.94) (session 23).
+DISC_SQUARE, DISC_FILL, DISC_SOLID, DISC_ROUND = 1.3, 0.7, 0.35, 0.8
 # A wire lying on the sheet (a paper clip): strokes under `WIRE_THIN` of the writing's
 # strokes wide, in pieces at least `WIRE_PIECE` of its tallest piece long, reaching
 # `WIRE_LONG` times as far as that piece. Chosen on the tuning generator with a paper clip
@@ -478,11 +480,12 @@ def stroke_pieces(ink: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _keep_digit_components(ink: np.ndarray, along_a_line: bool = False,
                            rgb: np.ndarray | None = None) -> np.ndarray:
-    """Drops what is not writing: printed lines and specks (components far smaller than the
-    largest one: dust, JPEG blocks); `along_a_line`, a line drawn under the writing too; and
-    a rubber stamp's ring, or else a paper clip's wire, where what is kept looks like no
-    writing or stands taller than its pieces (they are looked for only then: the ring's
-    search is dear). `rgb`: the upload's colours (`Decoded.rgb`), where it has them."""
+    """Drops what is not writing: printed lines, specks (components far smaller than the
+    largest one: dust, JPEG blocks) and punched holes (`_discs`); `along_a_line`, a line
+    drawn under the writing too; and a rubber stamp's ring, or else a paper clip's wire,
+    where what is kept looks like no writing or stands taller than its pieces (they are
+    looked for only then: the ring's search is dear). `rgb`: the upload's colours
+    (`Decoded.rgb`), where it has them."""
     try:
         kept = _digit_components(ink, along_a_line)
     except NotHandwriting:
@@ -644,8 +647,9 @@ def _stamp_ink(on_the_ring: np.ndarray, writing: np.ndarray, rgb: np.ndarray) ->
 
 
 def _tint(strokes: np.ndarray, rgb: np.ndarray) -> np.ndarray:
-    """Each pixel's share of each colour channel over the paper's (off the `strokes`)."""
-    paper = np.median(rgb[~strokes][::7], 0)
+    """Each pixel's share of each colour channel over the paper's (off the `strokes`; a
+    channel the paper has none of counts as a level's worth)."""
+    paper = np.maximum(np.median(rgb[~strokes][::7], 0), 1)
     return rgb / (rgb.sum(-1, keepdims=True) + 1) / (paper / (paper.sum() + 1))
 
 
@@ -901,6 +905,8 @@ def _discs(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
                 or (not any(cut) and max(h, w) > DISC_SQUARE * min(h, w))):
             continue
         piece = np.pad(labels[ys, xs] == k + 1, 1)
+        if not any(cut) and _roundness(piece) < DISC_ROUND:
+            continue
         piece[0], piece[-1], piece[:, 0], piece[:, -1] = cut  # (Past a side: ink, not paper.)
         middle = ndimage.distance_transform_edt(piece).max()
         discs[k] = middle >= DISC_SOLID * max(h, w)
@@ -909,6 +915,14 @@ def _discs(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     heights = np.array([ys.stop - ys.start for ys, _ in boxes])
     writing = ~discs & (sizes >= 0.05 * sizes.max())
     return discs & (heights <= heights[writing].max(initial=0))
+
+
+def _roundness(piece: np.ndarray) -> float:
+    """How much of the circle about its centre that holds it a piece (bool) fills: 0.9 for a
+    disc (pixels' corners stick out), less for any other shape."""
+    ys, xs = np.nonzero(piece)
+    reach = float(np.hypot(ys - ys.mean(), xs - xs.mean()).max()) + 0.5
+    return ys.size / (np.pi * reach ** 2)
 
 
 def _near_the_writing(labels: np.ndarray, sizes: np.ndarray, along_a_line: bool = False

@@ -728,9 +728,10 @@ def test_a_red_stamps_ring_goes_and_blue_digits_keep_every_pixel_under_it():
 def test_a_stamps_ring_in_the_pens_colour_goes_as_without_colours():
     """A black ring over black digits: colour tells nothing (`RING_APART`), so the ring goes
     with the digits' pixels on its band, as it does without the picture's colours."""
-    ink, rgb, _, _ = stamped_in_colour((30, 30, 30), (30, 30, 30))
-    np.testing.assert_array_equal(preprocess._keep_digit_components(ink, True, rgb),
-                                  preprocess._keep_digit_components(ink, True))
+    ink, rgb, digits, ring = stamped_in_colour((30, 30, 30), (30, 30, 30))
+    out = preprocess._keep_digit_components(ink, True, rgb)
+    np.testing.assert_array_equal(out, preprocess._keep_digit_components(ink, True))
+    assert not (out[ring] > 0).any()
 
 
 def test_a_stamps_ring_is_found_among_the_strokes_of_its_tint():

@@ -27,7 +27,7 @@ const WORD_GAP = 0.35, SMALLER_WORD = 0.8, PRINTED_LETTERS = 3, LETTER_GAP = 0.3
 const EDGE_RUN = 0.4;
 const EDGE_BAND = 0.08, EDGE_SPAN = 0.25;
 const FRAGMENT_GAP = 4, RING_WIDER = 1.2, RIM = 1.8, RING_APART = 1.2, TINT = 1.08;  // preprocess's
-const DISC_SQUARE = 1.3, DISC_FILL = 0.7, DISC_SOLID = 0.35;  // preprocess's
+const DISC_SQUARE = 1.3, DISC_FILL = 0.7, DISC_SOLID = 0.35, DISC_ROUND = 0.8;  // preprocess's
 const WIRE_THIN = 0.5, WIRE_LONG = 1.3, WIRE_PIECE = 0.3;  // preprocess's
 
 export class PreprocessError extends Error {}
@@ -463,7 +463,7 @@ function tint(strokes, colours) {
     if (v) return;
     if (seen++ % 7 === 0) colours.forEach((c, k) => paperValues[k].push(c.data[i]));
   });
-  const paper = paperValues.map((values) => nd.median(values));
+  const paper = paperValues.map((values) => Math.max(nd.median(values), 1));
   const paperSum = paper[0] + paper[1] + paper[2] + 1;
   return colours.map((c, k) => nd.map(c, (v, i) => v / (colours[0].data[i] + colours[1].data[i] + colours[2].data[i] + 1) / (paper[k] / paperSum)));
 }
@@ -722,6 +722,7 @@ function discs(labelled, pieceSizes) {
     if (pieceSizes[k - 1] < 0.05 * largest || Math.min(bh, bw) < 4 || pieceSizes[k - 1] < DISC_FILL * bh * bw
         || (!cut.some(Boolean) && Math.max(bh, bw) > DISC_SQUARE * Math.min(bh, bw))) continue;
     const piece = nd.image(bh + 2, bw + 2, Uint8Array);
+    if (!cut.some(Boolean) && roundness(labels, w, boxes[k], k) < DISC_ROUND) continue;
     for (let y = 0; y < bh + 2; y++) {
       for (let x = 0; x < bw + 2; x++) {
         // (Past a side: ink, not paper.)
@@ -737,6 +738,17 @@ function discs(labelled, pieceSizes) {
     if (!out[k - 1] && pieceSizes[k - 1] >= 0.05 * largest) tallest = Math.max(tallest, boxes[k][1] - boxes[k][0]);
   }
   return out.map((v, i) => (v && boxes[i + 1][1] - boxes[i + 1][0] <= tallest ? 1 : 0));
+}
+
+/** preprocess._roundness: how much of the circle about its centre that holds it piece `k`
+ * (in `labels`, `w` wide, within `box`) fills. */
+function roundness(labels, w, [y0, y1, x0, x1], k) {
+  const ys = [], xs = [];
+  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) if (labels[y * w + x] === k) { ys.push(y); xs.push(x); }
+  const cy = ys.reduce((a, b) => a + b, 0) / ys.length, cx = xs.reduce((a, b) => a + b, 0) / xs.length;
+  let reach = 0;
+  ys.forEach((y, i) => { reach = Math.max(reach, Math.hypot(y - cy, xs[i] - cx)); });
+  return ys.length / (Math.PI * (reach + 0.5) ** 2);
 }
 
 /** preprocess._near_the_writing: unkeeps (in place) the pieces further than half the
