@@ -690,8 +690,10 @@ def _paper_clip(rgb: np.ndarray, number: tuple[int, int, int, int],
     H, W, _ = rgb.shape
     ys = slice(max(0, y0), min(H, y0 + clip.shape[0]))
     xs = slice(max(0, x0), min(W, x0 + clip.shape[1]))
-    part = clip[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0, None]
     metal = rng.uniform(0.45, 0.7)
+    if ys.stop <= ys.start or xs.stop <= xs.start:  # (It lies past the picture's side.)
+        return rgb
+    part = clip[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0, None]
     shine = ndimage.shift(part[..., 0], (-1, -1), order=0) * (1 - part[..., 0])
     out = rgb.copy()
     out[ys, xs] = out[ys, xs] * (1 - part) + metal * part

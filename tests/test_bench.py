@@ -346,3 +346,20 @@ def test_separators_group_an_amounts_digits_from_the_right():
     assert {tuple(_separators(4, rng)) for _ in range(10)} == {(1,)}
     assert {tuple(_separators(2, rng)) for _ in range(10)} == {(0,)}
     assert {m for _ in range(30) for m in _separators(5, rng).values()} == {",", "."}
+
+
+def test_a_paper_clip_placed_at_or_past_the_pictures_foot_is_drawn_without_failing(
+        monkeypatch):
+    """`_paper_clip` centred ever further below a picture 40 rows tall (mix seed 23 drew one
+    just past it, and the generator failed): each picture comes back whole, and once the
+    clip lies wholly past the foot, unchanged."""
+    import bench.hard_uploads as hard_uploads
+
+    rgb = np.ones((40, 200, 3), np.float32)
+    outs = []
+    for below in range(40, 160, 2):
+        monkeypatch.setattr(hard_uploads, "_near", lambda number, rng, y=below: (y, 100.0))
+        outs.append(hard_uploads._paper_clip(rgb, (10, 20, 20, 160), np.random.default_rng(0)))
+    assert all(out.shape == rgb.shape for out in outs)
+    assert (outs[0] < 1).any()
+    np.testing.assert_array_equal(outs[-1], rgb)
