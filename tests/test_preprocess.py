@@ -806,6 +806,21 @@ def test_a_bold_zero_and_a_disc_alone_are_no_punched_holes():
     assert (preprocess._keep_digit_components(disc) > 0).sum() >= (disc > 0).sum()
 
 
+def test_a_solid_blob_that_is_no_circle_is_no_punched_hole():
+    """A filled square 30 pixels wide beside a 1 (a bold 8 whose loops closed is such a blob):
+    square, solid, its middle half its side from the paper, but it fills about 0.64 of the
+    circle about its centre (`DISC_ROUND`), so it is no disc; a disc as wide in its place is."""
+    one = _drawn([("line", [(130, 20), (130, 80)])])
+    square = np.zeros_like(one)
+    square[35:65, 40:70] = 1.0
+    disc = _disc(one.shape, 50, 55, 15)
+    found = []
+    for blob in (square, disc):
+        labels, n = ndimage.label(np.maximum(one, blob) > 0.5, structure=np.ones((3, 3)))
+        found.append(preprocess._discs(labels, np.bincount(labels.ravel())[1:])[labels[50, 55] - 1])
+    assert found == [False, True]
+
+
 def _clip(size: tuple[int, int], box: tuple[int, int, int, int], wire: int = 2) -> np.ndarray:
     """A paper clip standing upright: two nested loops of wire `wire` pixels thick, the outer
     one `box` (x0, y0, x1, y1)."""
