@@ -889,10 +889,11 @@ def _along_the_edges(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 
 
 def _discs(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Which pieces are solid round discs (`DISC_SQUARE`, `DISC_FILL`, `DISC_SOLID`: a ring
-    binder's punched holes, a blot), where a piece that is none stands at least as tall
-    (alone, a disc is what there is to read: a 0 filled in). Specks (under 5% of the largest
-    piece) are none: a faint stroke that grain broke up is solid bits (`_with_fragments`)."""
+    """Which pieces are solid round discs (`DISC_SQUARE`, `DISC_FILL`, `DISC_SOLID`,
+    `DISC_ROUND`: a ring binder's punched holes, a blot), where a piece that is none stands
+    at least as tall (alone, a disc is what there is to read: a 0 filled in). Specks (under
+    5% of the largest piece) are none: a faint stroke that grain broke up is solid bits
+    (`_with_fragments`)."""
     from scipy import ndimage  # Deferred: see the module docstring.
 
     boxes = ndimage.find_objects(labels)

@@ -709,8 +709,9 @@ function alongTheEdges(labelled, pieceSizes) {
 }
 
 /** preprocess._discs: which pieces (index 0: piece 1) are solid round discs (a ring
- * binder's punched holes, a blot), where a piece that is none stands at least as tall;
- * specks (under 5% of the largest piece) are none. */
+ * binder's punched holes, a blot; DISC_SQUARE, DISC_FILL, DISC_SOLID, DISC_ROUND), where a
+ * piece that is none stands at least as tall; specks (under 5% of the largest piece) are
+ * none. */
 function discs(labelled, pieceSizes) {
   const { labels, n, h, w } = labelled;
   const boxes = nd.boxes(labelled), out = new Uint8Array(n), largest = nd.max(pieceSizes);
@@ -721,8 +722,8 @@ function discs(labelled, pieceSizes) {
     const cut = [y0 === 0, y1 === h, x0 === 0, x1 === w].map(Number);
     if (pieceSizes[k - 1] < 0.05 * largest || Math.min(bh, bw) < 4 || pieceSizes[k - 1] < DISC_FILL * bh * bw
         || (!cut.some(Boolean) && Math.max(bh, bw) > DISC_SQUARE * Math.min(bh, bw))) continue;
-    const piece = nd.image(bh + 2, bw + 2, Uint8Array);
     if (!cut.some(Boolean) && roundness(labels, w, boxes[k], k) < DISC_ROUND) continue;
+    const piece = nd.image(bh + 2, bw + 2, Uint8Array);
     for (let y = 0; y < bh + 2; y++) {
       for (let x = 0; x < bw + 2; x++) {
         // (Past a side: ink, not paper.)
