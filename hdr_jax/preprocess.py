@@ -585,9 +585,10 @@ def _without_stamp(ink: np.ndarray, strokes: np.ndarray, rgb: np.ndarray | None 
     from scipy import ndimage  # Deferred: see the module docstring.
 
     colours = None if rgb is None else _resized(rgb, ink.shape)
+    tint = None if colours is None else _tint(strokes, colours)
     ring = frames.find_ring(strokes)
-    if ring is None and colours is not None:
-        ring = _coloured_ring(strokes, colours)
+    if ring is None and tint is not None:
+        ring = _coloured_ring(strokes, tint)
     if ring is None:
         return ink
     beside = ring.distance(strokes.shape) / ring.half_width  # (In half-thicknesses.)
@@ -614,27 +615,29 @@ def _without_stamp(ink: np.ndarray, strokes: np.ndarray, rgb: np.ndarray | None 
         return ink
     stamp = strokes & ~rest
     if colours is not None:
-        stamp = _stamp_ink(stamp, rest, colours)
+        stamp = _stamp_ink(stamp, rest, colours, tint)
     return np.where(stamp, 0.0, ink).astype(ink.dtype)
 
 
-def _coloured_ring(strokes: np.ndarray, rgb: np.ndarray) -> frames.Ring | None:
+def _coloured_ring(strokes: np.ndarray, tint: np.ndarray) -> frames.Ring | None:
     """A stamp's ring found among the strokes of one tint (`frames.find_ring`), where it is
     not found among all of them (a patchy ring crossed by the writing): those whose share of
-    a colour channel is `TINT` times the paper's (shading darkens every channel alike)."""
-    tint = _tint(strokes, rgb)
+    a colour channel is `TINT` times the paper's (`tint`: `_tint`; shading darkens every
+    channel alike)."""
     rings = [frames.find_ring(strokes & (tint[..., k] > TINT)) for k in range(3)]
     return max((r for r in rings if r is not None), key=lambda r: r.radius, default=None)
 
 
-def _stamp_ink(on_the_ring: np.ndarray, writing: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+def _stamp_ink(on_the_ring: np.ndarray, writing: np.ndarray, rgb: np.ndarray, tint: np.ndarray
+               ) -> np.ndarray:
     """A stamp's ink told from the pen's by colour (`rgb`, float [h, w, 3] in 0-255), given
     the strokes on its ring (`on_the_ring`) and the rest (`writing`): in the channel where the
     ring is brightest beside the pen (a red ring is bright in red, a blue or black pen dark),
     the strokes nearer the ring's level there than the pen's: on the ring, all of them (where
     the pen crosses it, it is dark there and stays); off it, those of the ring's tint too (a
-    patchy ring's specks, not a faint digit's grey). `on_the_ring` itself where the ring is
-    under `RING_APART` times as bright in every channel (a ring the pen's colour)."""
+    patchy ring's specks, not a faint digit's grey; `tint`: `_tint` of the strokes).
+    `on_the_ring` itself where the ring is under `RING_APART` times as bright in every
+    channel (a ring the pen's colour)."""
     if on_the_ring.sum() < 10 or writing.sum() < 10:
         return on_the_ring
     ring, pen = np.median(rgb[on_the_ring], 0), np.median(rgb[writing], 0)
@@ -642,7 +645,7 @@ def _stamp_ink(on_the_ring: np.ndarray, writing: np.ndarray, rgb: np.ndarray) ->
     if ring[channel] < RING_APART * pen[channel]:
         return on_the_ring
     bright = rgb[..., channel] >= (pen[channel] + ring[channel]) / 2
-    tinted = _tint(on_the_ring | writing, rgb)[..., channel] > TINT
+    tinted = tint[..., channel] > TINT
     return bright & (on_the_ring | writing & tinted)
 
 

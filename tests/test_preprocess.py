@@ -739,7 +739,9 @@ def test_a_stamps_ring_is_found_among_the_strokes_of_its_tint():
     the ink's size (`_resized`), the ring's circle."""
     ink, rgb, _, _ = stamped_in_colour((220, 40, 50), (40, 60, 200))
     big = np.asarray(Image.fromarray(rgb).resize((600, 320), Image.Resampling.NEAREST))
-    ring = preprocess._coloured_ring(ink > 0.5, preprocess._resized(big, ink.shape))
+    strokes = ink > 0.5
+    ring = preprocess._coloured_ring(
+        strokes, preprocess._tint(strokes, preprocess._resized(big, ink.shape)))
     assert (ring.y, ring.x, ring.radius) == pytest.approx((90, 150, 60), abs=1.5)
 
 

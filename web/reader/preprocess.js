@@ -412,8 +412,9 @@ function ridges(strokes) {
  * upload's colours (`rgb`, any size), told from the pen by colour. */
 export function withoutStamp(ink, strokes, rgb = null) {
   const colours = rgb ? resized(rgb, ink.h, ink.w) : null;
+  const tints = colours ? tint(strokes, colours) : null;
   let ring = frames.findRing(strokes);
-  if (!ring && colours) ring = colouredRing(strokes, colours);
+  if (!ring && tints) ring = colouredRing(strokes, tints);
   if (!ring) return ink;
   const { h, w } = strokes;
   const beside = frames.ringDistance(ring, h, w).map((d) => d / ring.halfWidth);
@@ -441,7 +442,7 @@ export function withoutStamp(ink, strokes, rgb = null) {
   if (!heights.length && nd.any(rest)) heights.push(...pieceHeights(nd.label(rest)));
   if (!heights.length || 2 * ring.radius < RING_WIDER * Math.max(...heights)) return ink;
   let stamp = nd.map(strokes, (v, i) => (v && !rest.data[i] ? 1 : 0), Uint8Array);
-  if (colours) stamp = stampInk(stamp, rest, colours);
+  if (colours) stamp = stampInk(stamp, rest, colours, tints);
   return nd.map(ink, (v, i) => (stamp.data[i] ? 0 : v));
 }
 
@@ -468,10 +469,11 @@ function tint(strokes, colours) {
   return colours.map((c, k) => nd.map(c, (v, i) => v / (colours[0].data[i] + colours[1].data[i] + colours[2].data[i] + 1) / (paper[k] / paperSum)));
 }
 
-/** preprocess._coloured_ring: a stamp's ring found among the strokes of one tint. */
-function colouredRing(strokes, colours) {
+/** preprocess._coloured_ring: a stamp's ring found among the strokes of one tint (`tints`:
+ * tint's, per channel). */
+function colouredRing(strokes, tints) {
   let best = null;
-  for (const t of tint(strokes, colours)) {
+  for (const t of tints) {
     const ring = frames.findRing(nd.map(strokes, (v, i) => (v && t.data[i] > TINT ? 1 : 0), Uint8Array));
     if (ring && (!best || ring.radius > best.radius)) best = ring;
   }
@@ -481,7 +483,7 @@ function colouredRing(strokes, colours) {
 /** preprocess._stamp_ink: the stamp's ink told from the pen's by colour, on the ring or
  * off it (a patchy ring's specks, of the ring's tint); `onTheRing` itself where the two are
  * not RING_APART apart in any channel. */
-function stampInk(onTheRing, writing, colours) {
+function stampInk(onTheRing, writing, colours, tints) {
   if (nd.count(onTheRing) < 10 || nd.count(writing) < 10) return onTheRing;
   const medians = (mask) => colours.map((c) => nd.median(c.data.filter((_, i) => mask.data[i])));
   const ring = medians(onTheRing), pen = medians(writing);
@@ -489,9 +491,8 @@ function stampInk(onTheRing, writing, colours) {
   const channel = ratios.indexOf(Math.max(...ratios));
   if (ring[channel] < RING_APART * pen[channel]) return onTheRing;
   const middle = (pen[channel] + ring[channel]) / 2, level = colours[channel].data;
-  const either = nd.map(onTheRing, (v, i) => (v || writing.data[i] ? 1 : 0), Uint8Array);
-  const tinted = tint(either, colours)[channel].data;
-  return nd.map(either, (v, i) => (level[i] >= middle && (onTheRing.data[i] || (writing.data[i] && tinted[i] > TINT)) ? 1 : 0), Uint8Array);
+  const tinted = tints[channel].data;
+  return nd.map(onTheRing, (v, i) => (level[i] >= middle && (v || (writing.data[i] && tinted[i] > TINT)) ? 1 : 0), Uint8Array);
 }
 
 /** preprocess._with_fragments: {counted: each piece's size, a speck's (under 5% of the
